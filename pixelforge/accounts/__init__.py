@@ -1,0 +1,1 @@
+"""Accounts, API keys, login tokens, the credit ledger and rate limits."""

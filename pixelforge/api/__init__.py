@@ -1,0 +1,1 @@
+"""The HTTP and websocket API: routers per resource, auth dependencies, error mapping."""

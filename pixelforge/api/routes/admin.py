@@ -1,0 +1,119 @@
+"""Administration: accounts, keys and credit grants (admin keys only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, Field
+
+from pixelforge.api.deps import AdminAccount, ServicesDep
+from pixelforge.api.routes.me import KeyOut, NewKeyIn, NewKeyOut, key_out
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class AccountIn(BaseModel):
+    email: str = Field(examples=["ada@example.com"])
+    password: str | None = Field(None, min_length=8)
+    credits: int = Field(0, ge=0, examples=[100])
+    is_admin: bool = False
+
+
+class AccountOut(BaseModel):
+    id: str
+    email: str
+    is_admin: bool
+    disabled: bool
+    credits_available: int
+    credits_held: int
+    created_at: float
+
+
+class NewAccountOut(AccountOut):
+    api_key: str = Field(description="the account's first API key; shown only this once")
+
+
+class GrantIn(BaseModel):
+    amount: int = Field(gt=0, examples=[50])
+    note: str = Field("", max_length=200)
+
+
+def _account_out(services: ServicesDep, account_id: str) -> AccountOut:
+    acc = services.accounts.find(account_id)
+    bal = services.accounts.balance(acc.id)
+    return AccountOut(
+        id=acc.id,
+        email=acc.email,
+        is_admin=acc.is_admin,
+        disabled=acc.disabled,
+        credits_available=bal.available,
+        credits_held=bal.held,
+        created_at=acc.created_at,
+    )
+
+
+@router.post(
+    "/accounts",
+    response_model=NewAccountOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an account with credits and a first API key",
+)
+def create_account(body: AccountIn, _: AdminAccount, services: ServicesDep) -> NewAccountOut:
+    acc, key = services.accounts.create_account(
+        email=body.email, password=body.password, credits=body.credits, is_admin=body.is_admin
+    )
+    return NewAccountOut(**_account_out(services, acc.id).model_dump(), api_key=key.plaintext)
+
+
+@router.get("/accounts", response_model=list[AccountOut], summary="List accounts")
+def list_accounts(
+    _: AdminAccount,
+    services: ServicesDep,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> list[AccountOut]:
+    return [
+        _account_out(services, a.id)
+        for a in services.accounts.list_accounts(limit=limit, offset=offset)
+    ]
+
+
+@router.get("/accounts/{account_id}", response_model=AccountOut, summary="One account")
+def get_account(account_id: str, _: AdminAccount, services: ServicesDep) -> AccountOut:
+    return _account_out(services, account_id)
+
+
+@router.post(
+    "/accounts/{account_id}/credits",
+    response_model=AccountOut,
+    summary="Grant credits to an account",
+)
+def grant(account_id: str, body: GrantIn, _: AdminAccount, services: ServicesDep) -> AccountOut:
+    acc = services.accounts.find(account_id)
+    services.accounts.grant_credits(account_id=acc.id, amount=body.amount, note=body.note)
+    return _account_out(services, acc.id)
+
+
+@router.post(
+    "/accounts/{account_id}/keys",
+    response_model=NewKeyOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API key for an account",
+)
+def create_key(
+    account_id: str, body: NewKeyIn, _: AdminAccount, services: ServicesDep
+) -> NewKeyOut:
+    acc = services.accounts.find(account_id)
+    new = services.accounts.create_key(account_id=acc.id, name=body.name)
+    row = next(k for k in services.accounts.list_keys(acc.id) if k.id == new.id)
+    return NewKeyOut(**key_out(row).model_dump(), key=new.plaintext)
+
+
+@router.get("/accounts/{account_id}/keys", response_model=list[KeyOut], summary="An account's keys")
+def list_keys(account_id: str, _: AdminAccount, services: ServicesDep) -> list[KeyOut]:
+    acc = services.accounts.find(account_id)
+    return [key_out(k) for k in services.accounts.list_keys(acc.id)]
+
+
+@router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke any key")
+def revoke_key(key_id: str, _: AdminAccount, services: ServicesDep) -> None:
+    services.accounts.revoke_key(key_id=key_id)

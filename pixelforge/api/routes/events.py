@@ -1,0 +1,101 @@
+"""Websocket progress: one job's events, or every event of the caller's account."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from pixelforge.api.deps import authenticate, get_services
+from pixelforge.errors import PixelForgeError
+from pixelforge.jobs.events import TERMINAL, Event
+from pixelforge.services import Services
+from pixelforge.store.tables import Account, Job
+
+router = APIRouter(tags=["events"])
+
+
+def _snapshot(services: Services, job: Job) -> Event:
+    """The job's current state as an event (what a late subscriber needs first)."""
+    kind = {"running": "progress"}.get(job.status, job.status)
+    return Event(
+        job_id=job.id,
+        account_id=job.account_id,
+        type=kind,
+        progress=job.progress,
+        step=job.step,
+        total=job.total,
+        queue_position=services.jobs.position(job),
+        error_code=job.error_code,
+        message=job.error_message,
+    )
+
+
+async def _accept(ws: WebSocket) -> tuple[Services, Account] | None:
+    services = get_services(ws)
+    try:
+        account = await run_in_threadpool(authenticate, services, ws, allow_query=True)
+    except PixelForgeError as e:
+        await ws.send_denial_response(JSONResponse(e.to_dict(), status_code=e.status))
+        return None
+    return services, account.account
+
+
+@router.websocket("/v1/jobs/{job_id}/events")
+async def job_events(ws: WebSocket, job_id: str) -> None:
+    """Sends the current state, then every event; closes after the final one."""
+    accepted = await _accept(ws)
+    if accepted is None:
+        return
+    services, account = accepted
+    try:
+        job = await run_in_threadpool(services.jobs.get, account_id=account.id, job_id=job_id)
+    except PixelForgeError as e:
+        await ws.send_denial_response(JSONResponse(e.to_dict(), status_code=e.status))
+        return
+    await ws.accept()
+    sub = services.bus.subscribe(account_id=account.id, job_id=job_id)
+    try:
+        snap = await run_in_threadpool(_snapshot, services, job)
+        await ws.send_json(snap.public())
+        last_status = job.status
+        while last_status not in TERMINAL:
+            ev = await sub.get(1.0)
+            if ev is not None:
+                await ws.send_json(ev.public())
+                if ev.terminal:
+                    break
+                continue
+            # Quiet for a second: the row is the truth (a worker in another process
+            # publishes on its own bus), so check whether the job ended meanwhile.
+            job = await run_in_threadpool(services.jobs.get, account_id=account.id, job_id=job_id)
+            if job.status != last_status and job.status in TERMINAL:
+                await ws.send_json((await run_in_threadpool(_snapshot, services, job)).public())
+            last_status = job.status
+        await ws.close()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sub.close()
+
+
+@router.websocket("/v1/events")
+async def account_events(ws: WebSocket) -> None:
+    """Every event of the caller's jobs (queued, started, progress, final) until disconnect."""
+    accepted = await _accept(ws)
+    if accepted is None:
+        return
+    services, account = accepted
+    await ws.accept()
+    sub = services.bus.subscribe(account_id=account.id)
+    try:
+        while True:
+            ev = await sub.get(30.0)
+            if ev is None:
+                await ws.send_json({"type": "ping"})
+                continue
+            await ws.send_json(ev.public())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sub.close()

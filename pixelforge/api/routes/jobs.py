@@ -1,0 +1,153 @@
+"""Jobs: submit (idempotent, optionally blocking), read, list, cancel."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from pixelforge.api.deps import CurrentAccount, ServicesDep
+from pixelforge.api.schemas import ErrorOut, JobList, JobOut, base_url, job_out
+from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.jobs.events import TERMINAL
+from pixelforge.services import Services
+from pixelforge.store.tables import Job
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_WAIT_RE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+
+
+class JobIn(BaseModel):
+    pipeline: str = Field(examples=["upscale"], max_length=64)
+    params: dict[str, Any] = Field(
+        default_factory=dict, examples=[{"image": "med_...", "scale": 2}]
+    )
+    priority: int = Field(0, ge=-100, le=100, description="higher runs first")
+    request_id: str | None = Field(
+        None, max_length=200, description="idempotency key (or the Idempotency-Key header)"
+    )
+
+
+def parse_wait(prefer: str | None, limit: float) -> float:
+    if not prefer:
+        return 0.0
+    m = _WAIT_RE.search(prefer)
+    return min(float(m.group(1)), limit) if m else 0.0
+
+
+async def wait_for_terminal(services: Services, job: Job, wait_s: float) -> Job:
+    """Until the job ends or `wait_s` passes; events wake us, the row decides."""
+    sub = services.bus.subscribe(account_id=job.account_id, job_id=job.id)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            job = await run_in_threadpool(
+                services.jobs.get, account_id=job.account_id, job_id=job.id
+            )
+            left = deadline - time.monotonic()
+            if job.status in TERMINAL or left <= 0:
+                return job
+            # Re-read at least every second: a separate worker process publishes elsewhere.
+            await sub.get(min(left, 1.0))
+    finally:
+        sub.close()
+
+
+@router.post(
+    "",
+    response_model=JobOut,
+    status_code=202,
+    summary="Submit a job",
+    description="Accepts a job and holds its cost in credits. `Prefer: wait=N` (N <= 60) "
+    "blocks until the job finishes (200) or N seconds pass (202).",
+    responses={
+        200: {"model": JobOut, "description": "finished within Prefer: wait"},
+        402: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+        429: {"model": ErrorOut},
+    },
+)
+async def submit_job(
+    body: JobIn,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    prefer: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    key = body.request_id or idempotency_key
+    if body.request_id and idempotency_key and body.request_id != idempotency_key:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            "request_id and Idempotency-Key differ; send one of them",
+        )
+    submitted = await run_in_threadpool(
+        services.jobs.submit,
+        account_id=account.id,
+        pipeline=body.pipeline,
+        params=body.params,
+        priority=body.priority,
+        idempotency_key=key,
+    )
+    job = submitted.job
+    wait = parse_wait(prefer, services.settings.max_wait_s)
+    headers: dict[str, str] = {"Location": f"/v1/jobs/{job.id}"}
+    if wait > 0:
+        job = await wait_for_terminal(services, job, wait)
+        headers["Preference-Applied"] = f"wait={wait:g}"
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    out = await run_in_threadpool(job_out, services, job, base_url(services, request))
+    code = 200 if job.status in TERMINAL and wait > 0 else 202
+    return JSONResponse(out.model_dump(mode="json"), status_code=code, headers=headers)
+
+
+@router.get("", response_model=JobList, summary="List my jobs, newest first")
+def list_jobs(
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    status: str | None = Query(None, description="|".join(_STATUSES)),
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(None, description="next_cursor from the previous page"),
+) -> JobList:
+    if status is not None and status not in _STATUSES:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter, f"status: must be one of {', '.join(_STATUSES)}"
+        )
+    rows, nxt = services.jobs.list(account_id=account.id, status=status, limit=limit, cursor=cursor)
+    base = base_url(services, request)
+    return JobList(data=[job_out(services, j, base) for j in rows], next_cursor=nxt)
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    responses={404: {"model": ErrorOut}},
+    summary="Read a job: status, progress, outputs with download URLs",
+)
+def get_job(
+    job_id: str, request: Request, account: CurrentAccount, services: ServicesDep
+) -> JobOut:
+    job = services.jobs.get(account_id=account.id, job_id=job_id)
+    return job_out(services, job, base_url(services, request))
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=JobOut,
+    responses={404: {"model": ErrorOut}},
+    summary="Cancel: a queued job at once, a running one at its next step",
+)
+def cancel_job(
+    job_id: str, request: Request, account: CurrentAccount, services: ServicesDep
+) -> JobOut:
+    job = services.jobs.cancel(account_id=account.id, job_id=job_id)
+    return job_out(services, job, base_url(services, request))

@@ -1,0 +1,84 @@
+"""The caller's own account and API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+
+from pixelforge.api.deps import CurrentAccount, ServicesDep
+from pixelforge.store.tables import ApiKey
+
+router = APIRouter(prefix="/v1", tags=["account"])
+
+
+class MeOut(BaseModel):
+    id: str
+    object: str = "account"
+    email: str
+    is_admin: bool
+    credits_available: int
+    credits_held: int
+    created_at: float
+
+
+class KeyOut(BaseModel):
+    id: str
+    prefix: str
+    name: str
+    created_at: float
+    revoked_at: float | None
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="the full key; shown only this once")
+
+
+class NewKeyIn(BaseModel):
+    name: str = Field("", max_length=100, examples=["laptop"])
+
+
+def key_out(row: ApiKey) -> KeyOut:
+    return KeyOut(
+        id=row.id,
+        prefix=row.prefix,
+        name=row.name,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+@router.get("/me", response_model=MeOut, summary="Who am I, and my credits")
+def me(account: CurrentAccount, services: ServicesDep) -> MeOut:
+    bal = services.accounts.balance(account.id)
+    return MeOut(
+        id=account.id,
+        email=account.email,
+        is_admin=account.is_admin,
+        credits_available=bal.available,
+        credits_held=bal.held,
+        created_at=account.created_at,
+    )
+
+
+@router.get("/keys", response_model=list[KeyOut], summary="List my API keys")
+def list_keys(account: CurrentAccount, services: ServicesDep) -> list[KeyOut]:
+    return [key_out(k) for k in services.accounts.list_keys(account.id)]
+
+
+@router.post(
+    "/keys",
+    response_model=NewKeyOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API key (shown once)",
+)
+def create_key(body: NewKeyIn, account: CurrentAccount, services: ServicesDep) -> NewKeyOut:
+    new = services.accounts.create_key(account_id=account.id, name=body.name)
+    row = next(k for k in services.accounts.list_keys(account.id) if k.id == new.id)
+    return NewKeyOut(**key_out(row).model_dump(), key=new.plaintext)
+
+
+@router.delete(
+    "/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of my API keys"
+)
+def revoke_key(key_id: str, account: CurrentAccount, services: ServicesDep) -> None:
+    services.accounts.revoke_key(key_id=key_id, account_id=account.id)

@@ -1,0 +1,37 @@
+"""The pipeline catalog: name, description, cost and the params JSON schema of each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from pixelforge.api.deps import CurrentAccount, ServicesDep
+
+router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
+
+
+class PipelineOut(BaseModel):
+    name: str
+    description: str
+    cost: int | None
+    params_schema: dict[str, Any]
+
+
+@router.get("", response_model=list[PipelineOut], summary="What this server can run")
+def list_pipelines(_: CurrentAccount, services: ServicesDep) -> list[PipelineOut]:
+    out = []
+    for p in services.registry:
+        schema = p.Params.model_json_schema()
+        try:
+            # The cost with default params (required ones left unset).
+            default_cost: int | None = p.cost(p.Params.model_construct())
+        except (AttributeError, TypeError, ValueError):
+            default_cost = None
+        out.append(
+            PipelineOut(
+                name=p.name, description=p.description, cost=default_cost, params_schema=schema
+            )
+        )
+    return out

@@ -1,0 +1,134 @@
+"""Response schemas shared by several routers, and the job/media serialisers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.requests import HTTPConnection
+
+from pixelforge.services import Services
+from pixelforge.store.tables import Job, Media
+
+POLLING_INTERVAL_MS = 1000
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["invalid_parameter"])
+    message: str = Field(examples=["params.scale: Input should be 1, 2 or 4"])
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class MediaOut(BaseModel):
+    id: str = Field(examples=["med_3q2xJ0cQ9h1b7m0PZrUo8A"])
+    object: str = "media"
+    kind: str = Field(description="upload or result", examples=["upload"])
+    content_type: str = Field(examples=["image/png"])
+    bytes: int
+    width: int | None
+    height: int | None
+    sha256: str
+    job_id: str | None
+    created_at: float
+    expires_at: float
+    url: str = Field(description="signed download URL; no auth header needed")
+    url_expires_at: int
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobOut(BaseModel):
+    id: str = Field(examples=["job_a8Zr0cK1d2Q9xw3mP0vUoQ"])
+    object: str = "job"
+    pipeline: str = Field(examples=["upscale"])
+    status: str = Field(examples=["queued"], description="queued|running|succeeded|failed|canceled")
+    priority: int
+    progress: float = Field(ge=0, le=1)
+    step: int
+    total: int
+    queue_position: int | None = Field(description="1 = next to run; null unless queued")
+    polling_interval_ms: int = POLLING_INTERVAL_MS
+    attempts: int
+    seed: int
+    cost: int
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    outputs: list[MediaOut]
+    error: JobError | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    timings: dict[str, float]
+    links: dict[str, str]
+
+
+class JobList(BaseModel):
+    object: str = "list"
+    data: list[JobOut]
+    next_cursor: str | None
+
+
+def base_url(services: Services, conn: HTTPConnection) -> str:
+    return (services.settings.public_url or str(conn.base_url)).rstrip("/")
+
+
+def media_out(services: Services, row: Media, base: str) -> MediaOut:
+    query, exp = services.media.signed_query(row)
+    return MediaOut(
+        id=row.id,
+        kind=row.kind,
+        content_type=row.content_type,
+        bytes=row.bytes,
+        width=row.width,
+        height=row.height,
+        sha256=row.sha256,
+        job_id=row.job_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        url=f"{base}/v1/media/{row.id}/content?{query}",
+        url_expires_at=exp,
+    )
+
+
+def job_out(services: Services, job: Job, base: str, *, with_position: bool = True) -> JobOut:
+    timings: dict[str, float] = {}
+    if job.started_at is not None:
+        timings["queued_s"] = round(job.started_at - job.created_at, 4)
+        if job.finished_at is not None:
+            timings["run_s"] = round(job.finished_at - job.started_at, 4)
+    outputs = services.jobs.outputs(job.id) if job.status == "succeeded" else []
+    ws_base = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    return JobOut(
+        id=job.id,
+        pipeline=job.pipeline,
+        status=job.status,
+        priority=job.priority,
+        progress=job.progress,
+        step=job.step,
+        total=job.total,
+        queue_position=services.jobs.position(job) if with_position else None,
+        attempts=job.attempts,
+        seed=job.seed,
+        cost=job.cost,
+        params=job.params,
+        result=job.result,
+        outputs=[media_out(services, m, base) for m in outputs],
+        error=JobError(code=job.error_code, message=job.error_message or "")
+        if job.error_code
+        else None,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        timings=timings,
+        links={
+            "self": f"{base}/v1/jobs/{job.id}",
+            "events": f"{ws_base}/v1/jobs/{job.id}/events",
+            "cancel": f"{base}/v1/jobs/{job.id}",
+        },
+    )

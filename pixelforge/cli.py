@@ -1,0 +1,209 @@
+"""The `pixelforge` command: serve, worker, accounts, keys, credits, db."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pixelforge.errors import PixelForgeError
+from pixelforge.settings import Settings
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)
+
+
+def _services(data_dir: Path | None):  # type: ignore[no-untyped-def]
+    from pixelforge.services import build_services
+
+    return build_services(_settings(data_dir))
+
+
+def _fail(e: PixelForgeError) -> None:
+    click.echo(f"error: {e.message} ({e.code.value})", err=True)
+    sys.exit(1)
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (default: $PIXELFORGE_DATA_DIR or a per-user directory).",
+)
+
+
+@click.group()
+@click.version_option(package_name="pixelforge")
+def main() -> None:
+    """PixelForge: a self-hosted generative-media API server."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Alembic narrates every plugin it loads at INFO; only its warnings matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", type=int, default=None, help="In-process worker threads (0 = none).")
+@data_dir_option
+def serve(host: str, port: int, workers: int | None, data_dir: Path | None) -> None:
+    """Start the API server (with in-process workers)."""
+    import uvicorn
+
+    from pixelforge.api.main import create_app
+    from pixelforge.services import build_services
+
+    settings = _settings(data_dir, workers=workers)
+    services = build_services(settings)
+    if settings.bootstrap_admin and (key := services.accounts.ensure_admin()) is not None:
+        click.echo("")
+        click.echo("  First start: created the administrator account admin@localhost.")
+        click.echo(f"  Admin API key (shown once, keep it safe): {key.plaintext}")
+        click.echo("")
+    click.echo(f"  Data directory: {settings.data_dir}")
+    click.echo(f"  API docs: http://{host}:{port}/docs")
+    uvicorn.run(create_app(settings, services=services), host=host, port=port, log_level="info")
+
+
+@main.command()
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker threads.")
+@data_dir_option
+def worker(workers: int, data_dir: Path | None) -> None:
+    """Run workers only (next to `serve --workers 0`, on the same database)."""
+    from pixelforge.services import build_services
+
+    settings = _settings(data_dir, workers=workers)
+    services = build_services(settings)
+    stop = {"now": False}
+
+    def _stop(*_: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    services.start()
+    click.echo(f"worker running ({workers} threads) on {settings.resolved_database_url}")
+    try:
+        while not stop["now"]:
+            services.runner.stopping.wait(0.5)
+    finally:
+        services.close()
+
+
+@main.group()
+def accounts() -> None:
+    """Manage accounts."""
+
+
+@accounts.command("create")
+@click.option("--email", required=True)
+@click.option("--password", default=None, help="Enables email + password login.")
+@click.option("--credits", type=int, default=0, show_default=True)
+@click.option("--admin", is_flag=True, help="Make the account an administrator.")
+@data_dir_option
+def accounts_create(
+    email: str, password: str | None, credits: int, admin: bool, data_dir: Path | None
+) -> None:
+    """Create an account; prints its first API key (shown once)."""
+    services = _services(data_dir)
+    try:
+        acc, key = services.accounts.create_account(
+            email=email, password=password, credits=credits, is_admin=admin
+        )
+    except PixelForgeError as e:
+        _fail(e)
+    click.echo(f"account {acc.id} ({acc.email}) with {credits} credits")
+    click.echo(f"API key (shown once): {key.plaintext}")
+
+
+@accounts.command("list")
+@data_dir_option
+def accounts_list(data_dir: Path | None) -> None:
+    """List accounts with their balances."""
+    services = _services(data_dir)
+    for acc in services.accounts.list_accounts(limit=10_000):
+        bal = services.accounts.balance(acc.id)
+        role = " admin" if acc.is_admin else ""
+        click.echo(f"{acc.id}  {acc.email}{role}  available={bal.available} held={bal.held}")
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys."""
+
+
+@keys.command("create")
+@click.option("--account", "account_ref", required=True, help="Account id or email.")
+@click.option("--name", default="", help="A label for the key.")
+@data_dir_option
+def keys_create(account_ref: str, name: str, data_dir: Path | None) -> None:
+    """Create an API key; prints it once."""
+    services = _services(data_dir)
+    try:
+        acc = services.accounts.find(account_ref)
+        key = services.accounts.create_key(account_id=acc.id, name=name)
+    except PixelForgeError as e:
+        _fail(e)
+    click.echo(f"key {key.id} for {acc.email}")
+    click.echo(f"API key (shown once): {key.plaintext}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@data_dir_option
+def keys_revoke(key_id: str, data_dir: Path | None) -> None:
+    """Revoke an API key by id; takes effect on the next request."""
+    services = _services(data_dir)
+    try:
+        services.accounts.revoke_key(key_id=key_id)
+    except PixelForgeError as e:
+        _fail(e)
+    click.echo(f"revoked {key_id}")
+
+
+@main.group()
+def credits() -> None:
+    """Manage credits."""
+
+
+@credits.command("grant")
+@click.option("--account", "account_ref", required=True, help="Account id or email.")
+@click.option("--amount", type=int, required=True)
+@click.option("--note", default="")
+@data_dir_option
+def credits_grant(account_ref: str, amount: int, note: str, data_dir: Path | None) -> None:
+    """Add credits to an account (a ledger grant)."""
+    services = _services(data_dir)
+    try:
+        acc = services.accounts.find(account_ref)
+        bal = services.accounts.grant_credits(account_id=acc.id, amount=amount, note=note)
+    except PixelForgeError as e:
+        _fail(e)
+    click.echo(f"{acc.email}: available={bal.available} held={bal.held}")
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@data_dir_option
+def db_upgrade(data_dir: Path | None) -> None:
+    """Apply migrations (the server also does this at start)."""
+    settings = _settings(data_dir)
+    from pixelforge.store.db import Database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    Database(settings.resolved_database_url).migrate()
+    click.echo("database is at the newest revision")

@@ -1,0 +1,83 @@
+"""The one error enum and the exception every layer raises for a user-facing failure."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    # The seeds' codes
+    invalid_parameter = "invalid_parameter"
+    exceed_max_filesize = "exceed_max_filesize"
+    error_download_image = "error_download_image"
+    error_decode_image = "error_decode_image"
+    error_upload = "error_upload"
+    error_inference = "error_inference"
+    error_no_face = "error_no_face"
+    error_nsfw_content_detected = "error_nsfw_content_detected"
+    # Ours
+    unauthorized = "unauthorized"
+    forbidden = "forbidden"
+    not_found = "not_found"
+    insufficient_credits = "insufficient_credits"
+    rate_limited = "rate_limited"
+    unsupported_media_type = "unsupported_media_type"
+    image_too_large = "image_too_large"
+    url_not_allowed = "url_not_allowed"
+    idempotency_mismatch = "idempotency_mismatch"
+    conflict = "conflict"
+    expired = "expired"
+    signature_invalid = "signature_invalid"
+    unknown_pipeline = "unknown_pipeline"
+    model_unavailable = "model_unavailable"
+    canceled = "canceled"
+    worker_lost = "worker_lost"
+    timeout = "timeout"
+    internal_error = "internal_error"
+
+
+_STATUS = {
+    ErrorCode.invalid_parameter: 400,
+    ErrorCode.error_download_image: 400,
+    ErrorCode.error_decode_image: 400,
+    ErrorCode.image_too_large: 400,
+    ErrorCode.url_not_allowed: 400,
+    ErrorCode.unknown_pipeline: 400,
+    ErrorCode.unauthorized: 401,
+    ErrorCode.insufficient_credits: 402,
+    ErrorCode.forbidden: 403,
+    ErrorCode.signature_invalid: 403,
+    ErrorCode.not_found: 404,
+    ErrorCode.conflict: 409,
+    ErrorCode.expired: 410,
+    ErrorCode.exceed_max_filesize: 413,
+    ErrorCode.unsupported_media_type: 415,
+    ErrorCode.idempotency_mismatch: 422,
+    ErrorCode.rate_limited: 429,
+    ErrorCode.model_unavailable: 503,
+}
+
+
+class PixelForgeError(Exception):
+    """A failure with a stable code and a message a person can act on."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status or _STATUS.get(code, 500)
+        self.headers = headers or {}
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code.value, "message": self.message}}
+
+
+def not_found(what: str) -> PixelForgeError:
+    return PixelForgeError(ErrorCode.not_found, f"{what} not found")

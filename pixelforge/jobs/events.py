@@ -1,0 +1,113 @@
+"""One event model for every channel, and the in-process bus that fans events out."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from pixelforge.clock import now
+
+TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+
+
+@dataclass(frozen=True)
+class Event:
+    job_id: str
+    account_id: str
+    type: str  # queued | started | progress | preview | succeeded | failed | canceled
+    progress: float = 0.0
+    step: int = 0
+    total: int = 0
+    queue_position: int | None = None
+    error_code: str | None = None
+    message: str | None = None
+    preview: str | None = None  # data URI, only on `preview` events
+    ts: float = field(default_factory=now)
+
+    def public(self) -> dict[str, Any]:
+        d = asdict(self)
+        del d["account_id"]
+        if d["preview"] is None:
+            del d["preview"]
+        return d
+
+    @property
+    def terminal(self) -> bool:
+        return self.type in TERMINAL
+
+
+class Subscription:
+    """An async iterator of events for one account, optionally one job."""
+
+    def __init__(self, bus: InProcessBus, account_id: str, job_id: str | None) -> None:
+        self.account_id = account_id
+        self.job_id = job_id
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
+        self._bus = bus
+
+    def matches(self, ev: Event) -> bool:
+        return ev.account_id == self.account_id and self.job_id in (None, ev.job_id)
+
+    def offer(self, ev: Event) -> None:
+        """Called on the subscriber's loop. A slow reader loses progress, never terminals."""
+        if self.queue.full():
+            if not ev.terminal:
+                return
+            self.queue.get_nowait()
+        self.queue.put_nowait(ev)
+
+    async def get(self, wait_s: float) -> Event | None:
+        """The next event, or None after `wait_s` seconds without one."""
+        try:
+            return await asyncio.wait_for(self.queue.get(), wait_s)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:  # pragma: no cover - convenience
+        while True:
+            yield await self.queue.get()
+
+
+class EventBus(Protocol):
+    def publish(self, event: Event) -> None: ...
+    def subscribe(self, *, account_id: str, job_id: str | None = None) -> Subscription: ...
+    def has_subscribers(self, account_id: str) -> bool: ...
+
+
+class InProcessBus:
+    """Fan-out inside one process. `publish` is thread-safe and never blocks the worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: list[Subscription] = []
+
+    def subscribe(self, *, account_id: str, job_id: str | None = None) -> Subscription:
+        sub = Subscription(self, account_id, job_id)
+        with self._lock:
+            self._subs.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            if sub in self._subs:
+                self._subs.remove(sub)
+
+    def has_subscribers(self, account_id: str) -> bool:
+        with self._lock:
+            return any(s.account_id == account_id for s in self._subs)
+
+    def publish(self, event: Event) -> None:
+        with self._lock:
+            targets = [s for s in self._subs if s.matches(event)]
+        for sub in targets:
+            try:
+                sub.loop.call_soon_threadsafe(sub.offer, event)
+            except RuntimeError:  # the subscriber's loop is closed
+                self.unsubscribe(sub)

@@ -1,0 +1,140 @@
+"""The embedded queue: claiming, leases and recovery, all over the jobs table (the truth)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from pixelforge.accounts import ledger
+from pixelforge.clock import now
+from pixelforge.errors import ErrorCode
+from pixelforge.store.db import Database
+from pixelforge.store.tables import Job
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "canceled",
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    account_id: str
+    token: str
+    attempt: int
+
+
+def _fair_order() -> Select[str, str]:
+    """Queued jobs in pickup order: priority first, then round-robin across accounts.
+
+    Each account's jobs are numbered 1, 2, 3... (per priority); ordering by that number
+    interleaves accounts, so one account's thousand queued jobs cannot starve another's one.
+    """
+    rn = (
+        func.row_number()
+        .over(partition_by=(Job.account_id, Job.priority), order_by=(Job.created_at, Job.id))
+        .label("rn")
+    )
+    ranked = (
+        select(Job.id, Job.account_id, Job.priority, Job.created_at, rn)
+        .where(Job.status == QUEUED)
+        .subquery()
+    )
+    return select(ranked.c.id, ranked.c.account_id).order_by(
+        ranked.c.priority.desc(), ranked.c.rn, ranked.c.created_at, ranked.c.id
+    )
+
+
+def queue_order(session: Session, *, limit: int = 10_000) -> list[tuple[str, str]]:
+    """(job id, account id) of queued jobs in the order workers will take them."""
+    return [(r[0], r[1]) for r in session.execute(_fair_order().limit(limit))]
+
+
+def queue_position(session: Session, job_id: str) -> int | None:
+    for i, (jid, _) in enumerate(queue_order(session), start=1):
+        if jid == job_id:
+            return i
+    return None
+
+
+def claim_next(db: Database, *, lease_s: float) -> Claim | None:
+    """Take the next queued job with a fresh attempt token and lease, or None."""
+    for _ in range(5):
+        with db.write() as s:
+            row = s.execute(_fair_order().limit(1)).first()
+            if row is None:
+                return None
+            job_id, account_id = row[0], row[1]
+            token = secrets.token_hex(16)
+            t = now()
+            res = s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == QUEUED)
+                .values(
+                    status=RUNNING,
+                    attempts=Job.attempts + 1,
+                    attempt_token=token,
+                    lease_expires_at=t + lease_s,
+                    started_at=func.coalesce(Job.started_at, t),
+                )
+                .returning(Job.attempts)
+            ).first()
+            if res is not None:
+                return Claim(job_id=job_id, account_id=account_id, token=token, attempt=res[0])
+        # Lost a race with another process (PostgreSQL); try the next candidate.
+    return None
+
+
+def extend_leases(db: Database, *, tokens: dict[str, str], lease_s: float) -> None:
+    """Heartbeat: push the lease of every job this process is running."""
+    if not tokens:
+        return
+    with db.write() as s:
+        for job_id, token in tokens.items():
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.attempt_token == token, Job.status == RUNNING)
+                .values(lease_expires_at=now() + lease_s)
+            )
+
+
+@dataclass(frozen=True)
+class Recovered:
+    job_id: str
+    account_id: str
+    requeued: bool
+
+
+def recover_expired(db: Database) -> list[Recovered]:
+    """Jobs whose worker stopped heartbeating: re-queue, or fail with worker_lost."""
+    out: list[Recovered] = []
+    with db.write() as s:
+        rows = s.scalars(
+            select(Job).where(Job.status == RUNNING, Job.lease_expires_at < now()).limit(100)
+        ).all()
+        for job in rows:
+            if job.attempts >= job.max_attempts:
+                job.status = FAILED
+                job.error_code = ErrorCode.worker_lost.value
+                job.error_message = (
+                    f"the worker running this job stopped {job.attempts} times "
+                    "(crash or restart); the job was given up and not charged"
+                )
+                job.finished_at = now()
+                job.attempt_token = None
+                ledger.void(s, job_id=job.id)
+                out.append(Recovered(job.id, job.account_id, requeued=False))
+            else:
+                job.status = QUEUED
+                job.attempt_token = None
+                job.lease_expires_at = None
+                job.progress, job.step, job.total = 0.0, 0, 0
+                out.append(Recovered(job.id, job.account_id, requeued=True))
+    return out

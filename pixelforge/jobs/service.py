@@ -1,0 +1,221 @@
+"""Accepting, reading, listing and canceling jobs (idempotent, credit-holding)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from pixelforge.accounts import ledger
+from pixelforge.clock import now
+from pixelforge.errors import ErrorCode, PixelForgeError, not_found
+from pixelforge.ids import new_id
+from pixelforge.jobs.events import Event, EventBus
+from pixelforge.jobs.queue import CANCELED, QUEUED, RUNNING, queue_position
+from pixelforge.pipelines.base import PipelineRegistry, media_refs
+from pixelforge.store.db import Database
+from pixelforge.store.tables import Job, Media
+
+MAX_SEED = 2**32 - 1
+
+
+def validation_message(err: ValidationError, *, prefix: str = "") -> str:
+    """`field.sub: problem` for the first error, so a person knows what to fix."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
+    return f"{loc or 'body'}: {first['msg']}"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    created: bool  # False when an idempotent retry returned the existing job
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        registry: PipelineRegistry,
+        bus: EventBus,
+        max_attempts: int,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.bus = bus
+        self.max_attempts = max_attempts
+        self.wake = wake
+
+    def validate_params(self, pipeline_name: str, raw: dict[str, Any]) -> BaseModel:
+        pipeline = self.registry.get(pipeline_name)
+        try:
+            return pipeline.Params.model_validate(raw)
+        except ValidationError as e:
+            raise PixelForgeError(
+                ErrorCode.invalid_parameter, validation_message(e, prefix="params")
+            ) from None
+
+    def submit(
+        self,
+        *,
+        account_id: str,
+        pipeline: str,
+        params: dict[str, Any],
+        priority: int = 0,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
+        model = self.validate_params(pipeline, params)
+        clean = model.model_dump(mode="json")
+        request_hash = hashlib.sha256(
+            json.dumps({"p": pipeline, "a": clean, "r": priority}, sort_keys=True).encode()
+        ).hexdigest()
+        cost = self.registry.get(pipeline).cost(model)
+        seed = int(clean.get("seed") or 0) or random.SystemRandom().randint(1, MAX_SEED)
+        refs = media_refs(model)
+
+        def existing(s: Any) -> Submitted | None:
+            if idempotency_key is None:
+                return None
+            job = s.scalar(
+                select(Job).where(
+                    Job.account_id == account_id, Job.idempotency_key == idempotency_key
+                )
+            )
+            if job is None:
+                return None
+            if job.request_hash != request_hash:
+                raise PixelForgeError(
+                    ErrorCode.idempotency_mismatch,
+                    f"idempotency key {idempotency_key!r} was already used for a different "
+                    "request; use a new key for a new request",
+                )
+            return Submitted(job=job, created=False)
+
+        try:
+            with self.db.write() as s:
+                if (prior := existing(s)) is not None:
+                    return prior
+                for ref in refs:
+                    m = s.get(Media, ref)
+                    if m is None or m.account_id != account_id or m.expires_at <= now():
+                        raise not_found(f"media {ref!r}")
+                job = Job(
+                    id=new_id("job"),
+                    account_id=account_id,
+                    pipeline=pipeline,
+                    params=clean,
+                    priority=priority,
+                    status=QUEUED,
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash,
+                    cost=cost,
+                    seed=seed,
+                    progress=0.0,
+                    step=0,
+                    total=0,
+                    attempts=0,
+                    max_attempts=self.max_attempts,
+                    cancel_requested=False,
+                    created_at=now(),
+                )
+                s.add(job)
+                s.flush()
+                ledger.hold(s, account_id=account_id, job_id=job.id, amount=cost)
+        except IntegrityError:
+            # A concurrent twin with the same idempotency key committed first (PostgreSQL).
+            with self.db.read() as s:
+                if (prior := existing(s)) is not None:
+                    return prior
+            raise
+        self.wake()
+        self.bus.publish(Event(job_id=job.id, account_id=account_id, type="queued"))
+        return Submitted(job=job, created=True)
+
+    def get(self, *, account_id: str, job_id: str) -> Job:
+        with self.db.read() as s:
+            job = s.get(Job, job_id)
+        if job is None or job.account_id != account_id:
+            raise not_found(f"job {job_id!r}")
+        return job
+
+    def position(self, job: Job) -> int | None:
+        if job.status != QUEUED:
+            return None
+        with self.db.read() as s:
+            return queue_position(s, job.id)
+
+    def outputs(self, job_id: str) -> list[Media]:
+        with self.db.read() as s:
+            q = select(Media).where(Media.job_id == job_id, Media.kind == "result")
+            return list(s.scalars(q.order_by(Media.created_at, Media.id)))
+
+    def list(
+        self, *, account_id: str, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[Job], str | None]:
+        q = select(Job).where(Job.account_id == account_id)
+        if status:
+            q = q.where(Job.status == status)
+        if cursor:
+            created, jid = _decode_cursor(cursor)
+            q = q.where(
+                or_(Job.created_at < created, and_(Job.created_at == created, Job.id < jid))
+            )
+        q = q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        with self.db.read() as s:
+            rows = list(s.scalars(q))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(rows[-1]) if more and rows else None
+        return rows, next_cursor
+
+    def cancel(self, *, account_id: str, job_id: str) -> Job:
+        """Queued: canceled now, hold voided. Running: flagged, stops at its next step."""
+        with self.db.write() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.account_id != account_id:
+                raise not_found(f"job {job_id!r}")
+            if job.status == QUEUED:
+                job.status = CANCELED
+                job.finished_at = now()
+                job.error_code = ErrorCode.canceled.value
+                job.error_message = "canceled by the client before it started"
+                ledger.void(s, job_id=job.id)
+            elif job.status == RUNNING:
+                job.cancel_requested = True
+        if job.status == CANCELED:
+            self.bus.publish(
+                Event(
+                    job_id=job.id,
+                    account_id=account_id,
+                    type="canceled",
+                    error_code=job.error_code,
+                    message=job.error_message,
+                )
+            )
+        return job
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at, job.id]).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, jid = json.loads(raw)
+        return float(created), str(jid)
+    except (ValueError, TypeError):
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter, "cursor: not a cursor returned by this API"
+        ) from None

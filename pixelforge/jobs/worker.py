@@ -1,0 +1,377 @@
+"""The one place a pipeline executes: claim, run with a RunContext, record the outcome."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import select, update
+
+from pixelforge.accounts import ledger
+from pixelforge.clock import now
+from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.jobs.events import Event, EventBus
+from pixelforge.jobs.queue import (
+    CANCELED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Claim,
+    claim_next,
+    extend_leases,
+    recover_expired,
+)
+from pixelforge.media.service import MediaService
+from pixelforge.pipelines.base import JobCanceled, PipelineRegistry
+from pixelforge.safety.images import encode_image, open_image
+from pixelforge.store.db import Database
+from pixelforge.store.tables import Job, Media
+
+log = logging.getLogger("pixelforge.worker")
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class JobRunContext:
+    """The RunContext a pipeline gets: its inputs, its outputs, progress; nothing else."""
+
+    DB_WRITE_INTERVAL_S = 0.5
+
+    def __init__(self, *, runner: Runner, job: Job, token: str, threads: int) -> None:
+        self._runner = runner
+        self._job_id = job.id
+        self._account_id = job.account_id
+        self._token = token
+        self.seed = job.seed
+        self.device = "cpu"
+        self.threads = threads
+        self.outputs: list[Media] = []
+        self._last_db = 0.0
+        self._canceled = False
+
+    # -- progress and cancel -------------------------------------------------------------
+    def progress(self, step: int, total: int, preview: Image.Image | None = None) -> None:
+        total = max(total, 1)
+        step = min(max(step, 0), total)
+        frac = step / total
+        bus = self._runner.bus
+        bus.publish(
+            Event(
+                job_id=self._job_id,
+                account_id=self._account_id,
+                type="progress",
+                progress=frac,
+                step=step,
+                total=total,
+            )
+        )
+        if preview is not None:
+            buf = io.BytesIO()
+            preview.convert("RGB").save(buf, format="JPEG", quality=70)
+            uri = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+            bus.publish(
+                Event(
+                    job_id=self._job_id,
+                    account_id=self._account_id,
+                    type="preview",
+                    progress=frac,
+                    step=step,
+                    total=total,
+                    preview=uri,
+                )
+            )
+        t = time.monotonic()
+        if step == total or t - self._last_db >= self.DB_WRITE_INTERVAL_S:
+            self._last_db = t
+            with self._runner.db.write() as s:
+                row = s.execute(
+                    update(Job)
+                    .where(Job.id == self._job_id, Job.attempt_token == self._token)
+                    .values(progress=frac, step=step, total=total)
+                    .returning(Job.cancel_requested)
+                ).first()
+            if row is None or row[0]:
+                self._canceled = True
+        self._raise_if_stopped()
+
+    def cancelled(self) -> bool:
+        if not self._canceled:
+            with self._runner.db.read() as s:
+                row = s.execute(
+                    select(Job.cancel_requested, Job.attempt_token).where(Job.id == self._job_id)
+                ).first()
+            self._canceled = row is None or bool(row[0]) or row[1] != self._token
+        return self._canceled
+
+    def _raise_if_stopped(self) -> None:
+        if self._canceled:
+            raise JobCanceled()
+        if self._runner.stopping.is_set():
+            raise _Interrupted()
+
+    # -- media -----------------------------------------------------------------------------
+    def load_image(self, ref: str) -> Image.Image:
+        media = self._runner.media
+        row = media.get(account_id=self._account_id, media_id=ref)
+        return open_image(media.read_bytes(row))
+
+    def save_image(self, img: Image.Image, *, format: str = "png", quality: int = 95) -> str:
+        data, content_type = encode_image(img, fmt=format, quality=quality)
+        return self._save(data, content_type, img.width, img.height)
+
+    def save_video(self, path: Path, *, content_type: str = "video/mp4") -> str:
+        return self._save(path.read_bytes(), content_type, None, None)
+
+    def _save(self, data: bytes, content_type: str, w: int | None, h: int | None) -> str:
+        media = self._runner.media
+        ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(
+            content_type, content_type.rsplit("/", 1)[-1]
+        )
+        key = media.store.put(data, ext=ext)
+        row = media.new_row(
+            account_id=self._account_id,
+            storage_key=key,
+            content_type=content_type,
+            data=data,
+            width=w,
+            height=h,
+            kind="result",
+            job_id=self._job_id,
+        )
+        # The row is written with the job's success, in the same transaction as the charge.
+        self.outputs.append(row)
+        return row.id
+
+
+class Runner:
+    """Runs claimed jobs. Shared by the in-process pool and `pixelforge worker`."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        registry: PipelineRegistry,
+        media: MediaService,
+        bus: EventBus,
+        threads: int = 0,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.media = media
+        self.bus = bus
+        self.threads = threads or os.cpu_count() or 1
+        self.stopping = threading.Event()
+
+    def run_job(self, claim: Claim) -> str:
+        """Execute one claimed job to a final state; returns that state."""
+        with self.db.read() as s:
+            job = s.get(Job, claim.job_id)
+        if job is None or job.attempt_token != claim.token:
+            return "lost"
+        ctx = JobRunContext(runner=self, job=job, token=claim.token, threads=self.threads)
+        self.bus.publish(Event(job_id=job.id, account_id=job.account_id, type="started"))
+        try:
+            pipeline = self.registry.get(job.pipeline)
+            params = pipeline.Params.model_validate(job.params)
+            extra = pipeline.run(params, ctx)
+        except JobCanceled:
+            return self._finish(ctx, claim, CANCELED, ErrorCode.canceled, "canceled by the client")
+        except _Interrupted:
+            self._discard(ctx)
+            self._requeue(claim)
+            return QUEUED
+        except PixelForgeError as e:
+            return self._finish(ctx, claim, FAILED, e.code, e.message)
+        except Exception as e:  # a pipeline bug must fail the job, not the worker
+            log.exception("job %s (%s) crashed", job.id, job.pipeline)
+            return self._finish(
+                ctx, claim, FAILED, ErrorCode.error_inference, f"{type(e).__name__}: {e}"
+            )
+        return self._finish(ctx, claim, SUCCEEDED, None, None, extra=extra)
+
+    def _finish(
+        self,
+        ctx: JobRunContext,
+        claim: Claim,
+        status: str,
+        code: ErrorCode | None,
+        message: str | None,
+        *,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        with self.db.write() as s:
+            res = s.execute(
+                update(Job)
+                .where(Job.id == claim.job_id, Job.attempt_token == claim.token)
+                .where(Job.status == RUNNING)
+                .values(
+                    status=status,
+                    progress=1.0 if status == SUCCEEDED else Job.progress,
+                    error_code=code.value if code else None,
+                    error_message=message,
+                    result=extra if status == SUCCEEDED else None,
+                    finished_at=now(),
+                    attempt_token=None,
+                    lease_expires_at=None,
+                )
+            )
+            owned = res.rowcount == 1  # type: ignore[attr-defined]
+            if owned and status == SUCCEEDED:
+                s.add_all(ctx.outputs)
+                ledger.capture(s, job_id=claim.job_id)
+            elif owned:
+                ledger.void(s, job_id=claim.job_id)
+        if not owned or status != SUCCEEDED:
+            self._discard(ctx)
+        if not owned:
+            log.warning("job %s: lease lost before completion; result discarded", claim.job_id)
+            return "lost"
+        self.bus.publish(
+            Event(
+                job_id=claim.job_id,
+                account_id=claim.account_id,
+                type=status,
+                progress=1.0 if status == SUCCEEDED else 0.0,
+                error_code=code.value if code else None,
+                message=message,
+            )
+        )
+        return status
+
+    def _discard(self, ctx: JobRunContext) -> None:
+        for row in ctx.outputs:
+            self.media.store.delete(row.storage_key)
+        ctx.outputs.clear()
+
+    def _requeue(self, claim: Claim) -> None:
+        # A clean shutdown is not a crash: give the attempt back.
+        with self.db.write() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == claim.job_id, Job.attempt_token == claim.token)
+                .values(
+                    status=QUEUED,
+                    attempt_token=None,
+                    lease_expires_at=None,
+                    attempts=Job.attempts - 1,
+                    progress=0.0,
+                    step=0,
+                    total=0,
+                )
+            )
+
+
+class WorkerPool:
+    """In-process workers: N threads pulling from the jobs table, plus housekeeping."""
+
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        workers: int,
+        lease_s: float,
+        poll_interval_s: float,
+        sweep_interval_s: float,
+    ) -> None:
+        self.runner = runner
+        self.workers = workers
+        self.lease_s = lease_s
+        self.poll_interval_s = poll_interval_s
+        self.sweep_interval_s = sweep_interval_s
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._running: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        for i in range(self.workers):
+            t = threading.Thread(target=self._work_loop, name=f"pf-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._housekeeping, name="pf-housekeeping", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.runner.stopping.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def _work_loop(self) -> None:
+        stopping = self.runner.stopping
+        while not stopping.is_set():
+            try:
+                claim = claim_next(self.runner.db, lease_s=self.lease_s)
+            except Exception:
+                log.exception("claiming a job failed; retrying")
+                stopping.wait(self.poll_interval_s)
+                continue
+            if claim is None:
+                self._wake.wait(self.poll_interval_s)
+                self._wake.clear()
+                continue
+            with self._lock:
+                self._running[claim.job_id] = claim.token
+            try:
+                self.runner.run_job(claim)
+            except Exception:
+                log.exception("job %s: recording its outcome failed", claim.job_id)
+            finally:
+                with self._lock:
+                    self._running.pop(claim.job_id, None)
+
+    def _housekeeping(self) -> None:
+        stopping = self.runner.stopping
+        last_beat = last_recover = 0.0
+        last_sweep = time.monotonic()
+        tick = min(1.0, self.lease_s / 4)
+        while not stopping.wait(tick):
+            t = time.monotonic()
+            try:
+                if t - last_beat >= self.lease_s / 3:
+                    last_beat = t
+                    with self._lock:
+                        tokens = dict(self._running)
+                    extend_leases(self.runner.db, tokens=tokens, lease_s=self.lease_s)
+                if t - last_recover >= 1.0:
+                    last_recover = t
+                    self._recover()
+                if t - last_sweep >= self.sweep_interval_s:
+                    last_sweep = t
+                    self.runner.media.sweep()
+            except Exception:
+                log.exception("housekeeping failed; will retry")
+
+    def _recover(self) -> None:
+        for r in recover_expired(self.runner.db):
+            if r.requeued:
+                log.warning("job %s: worker lost, re-queued", r.job_id)
+                self.runner.bus.publish(
+                    Event(job_id=r.job_id, account_id=r.account_id, type="queued")
+                )
+                self.wake()
+            else:
+                self.runner.bus.publish(
+                    Event(
+                        job_id=r.job_id,
+                        account_id=r.account_id,
+                        type="failed",
+                        error_code=ErrorCode.worker_lost.value,
+                        message="the worker running this job was lost too many times",
+                    )
+                )

@@ -1,0 +1,1 @@
+"""Media items: validated uploads and job results, signed download URLs, retention."""

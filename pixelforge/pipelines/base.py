@@ -1,0 +1,114 @@
+"""The Pipeline contract, the RunContext facade a pipeline sees, and the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
+
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from pixelforge.errors import ErrorCode, PixelForgeError
+
+
+class _MediaRefMarker:
+    """Metadata marking a params field as the id of a media item the caller owns."""
+
+
+MEDIA_REF = _MediaRefMarker()
+MediaRef = Annotated[
+    str,
+    MEDIA_REF,
+    Field(min_length=1, max_length=64, json_schema_extra={"format": "media-id"}),
+]
+
+
+def media_refs(params: BaseModel) -> list[str]:
+    """The media ids a params object refers to (fields typed `MediaRef`)."""
+    refs: list[str] = []
+    for name, info in type(params).model_fields.items():
+        if any(m is MEDIA_REF for m in info.metadata):
+            value = getattr(params, name)
+            if isinstance(value, str):
+                refs.append(value)
+    return refs
+
+
+class JobCanceled(Exception):
+    """Raised inside a pipeline when the job was canceled; the worker records it."""
+
+
+@runtime_checkable
+class RunContext(Protocol):
+    """Everything a pipeline may touch: no database, no HTTP, no other accounts."""
+
+    seed: int
+    device: str
+    threads: int
+
+    def progress(self, step: int, total: int, preview: Image.Image | None = None) -> None:
+        """Report progress; raises JobCanceled if the job was canceled meanwhile."""
+
+    def cancelled(self) -> bool:
+        """True once the job has been canceled."""
+
+    def load_image(self, ref: str) -> Image.Image:
+        """Open a media item of the job's account (RGB or RGBA)."""
+
+    def save_image(self, img: Image.Image, *, format: str = "png", quality: int = 95) -> str:
+        """Store an output image (quality applies to jpg/webp); returns its media id."""
+
+    def save_video(self, path: Path, *, content_type: str = "video/mp4") -> str:
+        """Store an output video file; returns its media id."""
+
+
+class Pipeline(Protocol):
+    """One capability. `run` reads as numbered steps and reports progress."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Params: ClassVar[type[BaseModel]]
+
+    def cost(self, params: Any) -> int:
+        """Credits charged on success."""
+
+    def run(self, params: Any, ctx: RunContext) -> dict[str, Any]:
+        """Compute; outputs go through ctx.save_*; returns extra result fields (JSON)."""
+
+
+class PipelineRegistry:
+    """Name -> pipeline. Built by `default_registry()` in the app's wiring, never at import."""
+
+    def __init__(self, pipelines: list[Pipeline] | None = None) -> None:
+        self._by_name: dict[str, Pipeline] = {}
+        for p in pipelines or []:
+            self.register(p)
+
+    def register(self, pipeline: Pipeline) -> None:
+        if pipeline.name in self._by_name:
+            raise ValueError(f"pipeline {pipeline.name!r} registered twice")
+        self._by_name[pipeline.name] = pipeline
+
+    def get(self, name: str) -> Pipeline:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            known = ", ".join(sorted(self._by_name))
+            raise PixelForgeError(
+                ErrorCode.unknown_pipeline,
+                f"pipeline {name!r} does not exist; known pipelines: {known}",
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._by_name[n] for n in self.names())
+
+
+def default_registry() -> PipelineRegistry:
+    """The pipelines that ship with PixelForge."""
+    from pixelforge.pipelines.convert import ConvertPipeline
+    from pixelforge.pipelines.upscale import UpscalePipeline
+
+    return PipelineRegistry([ConvertPipeline(), UpscalePipeline()])

@@ -1,0 +1,1 @@
+"""Guards for untrusted input: SSRF-safe URL fetching and bounded image decoding."""

@@ -1,0 +1,120 @@
+"""Wiring: builds every service from one Settings. The only place services are constructed."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from pixelforge.accounts.ratelimit import RateLimiter, create_rate_limiter
+from pixelforge.accounts.service import AccountService
+from pixelforge.accounts.tokens import derive_key
+from pixelforge.jobs.events import InProcessBus
+from pixelforge.jobs.service import JobService
+from pixelforge.jobs.worker import Runner, WorkerPool
+from pixelforge.media.service import MediaLimits, MediaService
+from pixelforge.pipelines.base import PipelineRegistry, default_registry
+from pixelforge.safety.fetch import FetchPolicy
+from pixelforge.settings import Settings, parse_rate
+from pixelforge.store.db import Database
+from pixelforge.store.media import LocalMediaStore
+
+
+def load_secret(settings: Settings) -> str:
+    """The server secret: from settings, else generated once into the data directory."""
+    if settings.secret_key:
+        return settings.secret_key
+    path: Path = settings.data_dir / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    accounts: AccountService
+    media: MediaService
+    jobs: JobService
+    bus: InProcessBus
+    limiter: RateLimiter
+    registry: PipelineRegistry
+    runner: Runner
+    pool: WorkerPool
+    rate_per_key: tuple[int, float]
+    rate_per_ip: tuple[int, float]
+
+    def start(self) -> None:
+        if self.settings.workers > 0:
+            self.pool.start()
+
+    def close(self) -> None:
+        self.pool.stop()
+        self.limiter.close()
+        self.db.dispose()
+
+
+def build_services(settings: Settings, *, registry: PipelineRegistry | None = None) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = load_secret(settings)
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    registry = registry or default_registry()
+    bus = InProcessBus()
+    media = MediaService(
+        db=db,
+        store=LocalMediaStore(settings.media_dir),
+        sign_key=derive_key(secret, "media-url"),
+        limits=MediaLimits(
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_image_pixels,
+            upload_retention_s=settings.upload_retention_s,
+            result_retention_s=settings.result_retention_s,
+            signed_url_ttl_s=settings.signed_url_ttl_s,
+        ),
+        fetch_policy=FetchPolicy(
+            timeout_s=settings.url_fetch_timeout_s,
+            max_bytes=settings.max_upload_bytes,
+            max_redirects=settings.url_fetch_max_redirects,
+            allow_networks=tuple(
+                str(ipaddress.ip_network(n, strict=False))
+                for n in settings.url_fetch_allow_networks
+            ),
+        ),
+    )
+    runner = Runner(db=db, registry=registry, media=media, bus=bus, threads=settings.worker_threads)
+    pool = WorkerPool(
+        runner=runner,
+        workers=max(settings.workers, 0),
+        lease_s=settings.lease_s,
+        poll_interval_s=settings.poll_interval_s,
+        sweep_interval_s=settings.sweep_interval_s,
+    )
+    jobs = JobService(
+        db=db, registry=registry, bus=bus, max_attempts=settings.max_attempts, wake=pool.wake
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        accounts=AccountService(
+            db,
+            token_key=derive_key(secret, "access-token"),
+            token_ttl_s=settings.access_token_ttl_s,
+        ),
+        media=media,
+        jobs=jobs,
+        bus=bus,
+        limiter=create_rate_limiter(settings.redis_url),
+        registry=registry,
+        runner=runner,
+        pool=pool,
+        rate_per_key=parse_rate(settings.rate_limit_per_key),
+        rate_per_ip=parse_rate(settings.rate_limit_per_ip),
+    )

@@ -1,0 +1,86 @@
+"""Typed settings: the one place PixelForge reads its environment (prefix PIXELFORGE_)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """Parse '100/minute' or '100/5minutes' into (limit, window seconds)."""
+    m = _RATE_RE.match(text.lower())
+    if not m:
+        raise ValueError(f"rate {text!r} is not of the form '100/minute' or '100/5minutes'")
+    count, mult, unit = int(m.group(1)), int(m.group(2) or 1), m.group(3)
+    if count <= 0 or mult <= 0:
+        raise ValueError(f"rate {text!r} must be positive")
+    return count, float(mult * _UNIT_SECONDS[unit])
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("pixelforge", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with the embedded defaults (SQLite, local files, in-process)."""
+
+    model_config = SettingsConfigDict(env_prefix="PIXELFORGE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None  # default: sqlite file in data_dir
+    redis_url: str | None = None  # rate limits and events across processes when set
+    secret_key: str | None = None  # default: generated once into data_dir/secret_key
+    public_url: str | None = None  # base for absolute download links (e.g. behind a proxy)
+
+    # Workers
+    workers: int = 1  # in-process worker threads; 0 = API only (run `pixelforge worker`)
+    worker_threads: int = 0  # threads per pipeline call (0 = all cores)
+    poll_interval_s: float = 0.5
+    lease_s: float = 30.0
+    max_attempts: int = 3
+    job_timeout_s: float = 3600.0
+
+    # Auth
+    access_token_ttl_s: int = 3600
+    bootstrap_admin: bool = True
+
+    # Limits
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    url_fetch_timeout_s: float = 10.0
+    url_fetch_max_redirects: int = 3
+    url_fetch_allow_networks: list[str] = Field(default_factory=list)
+    rate_limit_per_key: str = "100/minute"
+    rate_limit_per_ip: str = "100/5minutes"
+    rate_limit_enabled: bool = True
+    trust_forwarded_for: bool = False
+
+    # Media
+    signed_url_ttl_s: int = 2 * 3600
+    upload_retention_s: int = 24 * 3600
+    result_retention_s: int = 30 * 24 * 3600
+    sweep_interval_s: float = 300.0
+
+    # Blocking mode
+    max_wait_s: float = 60.0
+
+    @field_validator("rate_limit_per_key", "rate_limit_per_ip")
+    @classmethod
+    def _check_rate(cls, v: str) -> str:
+        parse_rate(v)
+        return v
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'pixelforge.db'}"

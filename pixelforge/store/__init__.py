@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, Alembic migrations, the database handle and the media store."""

@@ -1,0 +1,54 @@
+"""The media store protocol and its local-directory implementation."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Protocol
+
+
+class MediaStore(Protocol):
+    """Bytes by storage key. Keys are generated here, never taken from users."""
+
+    def put(self, data: bytes, *, ext: str) -> str: ...
+    def put_file(self, src: Path, *, ext: str) -> str: ...
+    def path(self, key: str) -> Path: ...
+    def delete(self, key: str) -> None: ...
+
+
+class LocalMediaStore:
+    """Files under one directory, fanned out by the key's first two characters."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _new_key(self, ext: str) -> str:
+        name = secrets.token_hex(16)
+        return f"{name[:2]}/{name}.{ext.lstrip('.').lower()}"
+
+    def put(self, data: bytes, *, ext: str) -> str:
+        key = self._new_key(ext)
+        dest = self.path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(dest.suffix + ".part")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        # Readers never see a half-written file.
+        os.replace(tmp, dest)
+        return key
+
+    def put_file(self, src: Path, *, ext: str) -> str:
+        return self.put(src.read_bytes(), ext=ext)
+
+    def path(self, key: str) -> Path:
+        p = (self.root / key).resolve()
+        if self.root.resolve() not in p.parents:
+            raise ValueError(f"storage key {key!r} escapes the media directory")
+        return p
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
