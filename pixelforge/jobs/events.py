@@ -79,6 +79,7 @@ class EventBus(Protocol):
     def publish(self, event: Event) -> None: ...
     def subscribe(self, *, account_id: str, job_id: str | None = None) -> Subscription: ...
     def has_subscribers(self, account_id: str) -> bool: ...
+    def subscribed_accounts(self) -> set[str]: ...
 
 
 class InProcessBus:
@@ -102,6 +103,10 @@ class InProcessBus:
     def has_subscribers(self, account_id: str) -> bool:
         with self._lock:
             return any(s.account_id == account_id for s in self._subs)
+
+    def subscribed_accounts(self) -> set[str]:
+        with self._lock:
+            return {s.account_id for s in self._subs}
 
     def publish(self, event: Event) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from pixelforge.accounts import ledger
 from pixelforge.clock import now
 from pixelforge.errors import ErrorCode
+from pixelforge.jobs.events import Event, EventBus
 from pixelforge.store.db import Database
 from pixelforge.store.tables import Job
 
@@ -62,6 +63,20 @@ def queue_position(session: Session, job_id: str) -> int | None:
         if jid == job_id:
             return i
     return None
+
+
+def publish_queue_positions(db: Database, bus: EventBus) -> None:
+    """Tell listening accounts where their queued jobs now stand (after a claim or submit)."""
+    listening = bus.subscribed_accounts()
+    if not listening:
+        return
+    with db.read() as s:
+        order = queue_order(s, limit=1000)
+    for pos, (job_id, account_id) in enumerate(order, start=1):
+        if account_id in listening:
+            bus.publish(
+                Event(job_id=job_id, account_id=account_id, type="queued", queue_position=pos)
+            )
 
 
 def claim_next(db: Database, *, lease_s: float) -> Claim | None:

@@ -19,7 +19,13 @@ from pixelforge.clock import now
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found
 from pixelforge.ids import new_id
 from pixelforge.jobs.events import Event, EventBus
-from pixelforge.jobs.queue import CANCELED, QUEUED, RUNNING, queue_position
+from pixelforge.jobs.queue import (
+    CANCELED,
+    QUEUED,
+    RUNNING,
+    publish_queue_positions,
+    queue_position,
+)
 from pixelforge.pipelines.base import PipelineRegistry, media_refs
 from pixelforge.store.db import Database
 from pixelforge.store.tables import Job, Media
@@ -139,6 +145,7 @@ class JobService:
             raise
         self.wake()
         self.bus.publish(Event(job_id=job.id, account_id=account_id, type="queued"))
+        publish_queue_positions(self.db, self.bus)
         return Submitted(job=job, created=True)
 
     def get(self, *, account_id: str, job_id: str) -> Job:

@@ -27,6 +27,7 @@ from pixelforge.jobs.queue import (
     Claim,
     claim_next,
     extend_leases,
+    publish_queue_positions,
     recover_expired,
 )
 from pixelforge.media.service import MediaService
@@ -328,6 +329,7 @@ class WorkerPool:
             with self._lock:
                 self._running[claim.job_id] = claim.token
             try:
+                publish_queue_positions(self.runner.db, self.runner.bus)
                 self.runner.run_job(claim)
             except Exception:
                 log.exception("job %s: recording its outcome failed", claim.job_id)

@@ -171,6 +171,9 @@ def _load_net(stem: str, threads: int) -> Any:
             net.opt.use_fp16_packed = False
             net.opt.use_bf16_storage = False
             net.opt.num_threads = threads
+            # OpenMP threads spin 20 ms after each layer by default; on a shared CPU (the API,
+            # other workers) that spinning steals the cores the next layer needs.
+            net.opt.openmp_blocktime = 0
             if net.load_param(str(param)) != 0 or net.load_model(str(weights)) != 0:
                 raise PixelForgeError(
                     ErrorCode.model_unavailable,

@@ -90,6 +90,10 @@ def _png_bytes() -> bytes:
 PNG = _png_bytes()
 
 
+# Slow handlers give up after this long, so a broken deadline fails a test instead of hanging it.
+SLOW_HANDLER_CAP_S = 3.0
+
+
 class _Handler(BaseHTTPRequestHandler):
     canary_port = 0
     release = threading.Event()
@@ -121,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/big-undeclared":
                 self._send_undeclared(b"\x00" * (64 * 1024), chunks=40)
             elif path == "/stall":
-                self.release.wait(timeout=5)
+                self.release.wait(timeout=SLOW_HANDLER_CAP_S)
             elif path == "/drip":
                 self._drip()
             elif path == "/drip-headers":
@@ -157,15 +161,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "image/png")
         self.send_header("Content-Length", "1000")
         self.end_headers()
-        while not self.release.wait(timeout=0.2):
+        give_up = time.monotonic() + SLOW_HANDLER_CAP_S
+        while not self.release.wait(timeout=0.2) and time.monotonic() < give_up:
             self.wfile.write(b"\x00")
             self.wfile.flush()
-
 
     def _drip_headers(self) -> None:
         # Slowloris: a header line that never ends, one byte at a time.
         self.wfile.write(b"HTTP/1.0 200 OK\r\nX-Slow: ")
-        while not self.release.wait(timeout=0.2):
+        give_up = time.monotonic() + SLOW_HANDLER_CAP_S
+        while not self.release.wait(timeout=0.2) and time.monotonic() < give_up:
             self.wfile.write(b"a")
             self.wfile.flush()
 
@@ -180,14 +185,15 @@ class _Server(ThreadingHTTPServer):
 
 @pytest.fixture(scope="module")
 def server(canary: Canary) -> Iterator[str]:
-    handler = type(
-        "Handler", (_Handler,), {"canary_port": canary.port, "release": threading.Event()}
-    )
-    httpd = _Server((SERVER_HOST, 0), handler)
+    class Handler(_Handler):
+        canary_port = canary.port
+        release = threading.Event()
+
+    httpd = _Server((SERVER_HOST, 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     yield f"http://{SERVER_HOST}:{httpd.server_address[1]}"
-    handler.release.set()
+    Handler.release.set()
     httpd.shutdown()
     thread.join()
     httpd.server_close()

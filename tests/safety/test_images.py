@@ -152,11 +152,25 @@ def test_png_bomb_is_refused_from_the_header_without_allocating() -> None:
     assert rss_growth_mb < 100  # decoding would have needed 400 MB
 
 
-def test_pixel_limit_is_checked_before_pillow_limit(astronaut: Image.Image) -> None:
+def test_images_over_max_pixels_are_too_large(astronaut: Image.Image) -> None:
     with pytest.raises(PixelForgeError) as info:
         validate_image(_encode(astronaut, "PNG"), max_bytes=20 * MB, max_pixels=512 * 512 - 1)
     assert info.value.code is ErrorCode.image_too_large
     assert "512x512" in info.value.message
+
+
+def test_bomb_under_pillow_limit_is_refused_by_our_header_check() -> None:
+    # 8000x8000 is under Pillow's own limit, so only max_pixels stands in the way.
+    tracemalloc.start()
+    try:
+        with pytest.raises(PixelForgeError) as info:
+            validate_image(_png_bomb(8_000), max_bytes=20 * MB, max_pixels=40_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.code is ErrorCode.image_too_large
+    assert "8000x8000" in info.value.message
+    assert peak < 20 * MB
 
 
 def test_pillow_bomb_warning_range_is_too_large() -> None:

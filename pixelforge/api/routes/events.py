@@ -2,17 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.types import Message
 
 from pixelforge.api.deps import authenticate, get_services
 from pixelforge.errors import PixelForgeError
-from pixelforge.jobs.events import TERMINAL, Event
+from pixelforge.jobs.events import TERMINAL, Event, Subscription
 from pixelforge.services import Services
 from pixelforge.store.tables import Account, Job
 
 router = APIRouter(tags=["events"])
+
+
+class _Listener:
+    """Waits for the next event while noticing a client that went away."""
+
+    def __init__(self, ws: WebSocket, sub: Subscription) -> None:
+        self.ws = ws
+        self.sub = sub
+        self._recv: asyncio.Task[Message] = asyncio.ensure_future(ws.receive())
+
+    async def next(self, wait_s: float) -> Event | None:
+        """The next event, None after `wait_s` quiet seconds; WebSocketDisconnect if gone."""
+        get = asyncio.ensure_future(self.sub.get(wait_s))
+        while True:
+            done, _ = await asyncio.wait({self._recv, get}, return_when=asyncio.FIRST_COMPLETED)
+            if self._recv in done:
+                if self._recv.result()["type"] == "websocket.disconnect":
+                    get.cancel()
+                    raise WebSocketDisconnect()
+                # Clients have nothing to say on these sockets; ignore what they send.
+                self._recv = asyncio.ensure_future(self.ws.receive())
+            if get in done:
+                return get.result()
+
+    def close(self) -> None:
+        self._recv.cancel()
+        self.sub.close()
 
 
 def _snapshot(services: Services, job: Job) -> Event:
@@ -54,13 +84,13 @@ async def job_events(ws: WebSocket, job_id: str) -> None:
         await ws.send_denial_response(JSONResponse(e.to_dict(), status_code=e.status))
         return
     await ws.accept()
-    sub = services.bus.subscribe(account_id=account.id, job_id=job_id)
+    listener = _Listener(ws, services.bus.subscribe(account_id=account.id, job_id=job_id))
     try:
         snap = await run_in_threadpool(_snapshot, services, job)
         await ws.send_json(snap.public())
         last_status = job.status
         while last_status not in TERMINAL:
-            ev = await sub.get(1.0)
+            ev = await listener.next(1.0)
             if ev is not None:
                 await ws.send_json(ev.public())
                 if ev.terminal:
@@ -76,7 +106,7 @@ async def job_events(ws: WebSocket, job_id: str) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        sub.close()
+        listener.close()
 
 
 @router.websocket("/v1/events")
@@ -87,10 +117,10 @@ async def account_events(ws: WebSocket) -> None:
         return
     services, account = accepted
     await ws.accept()
-    sub = services.bus.subscribe(account_id=account.id)
+    listener = _Listener(ws, services.bus.subscribe(account_id=account.id))
     try:
         while True:
-            ev = await sub.get(30.0)
+            ev = await listener.next(30.0)
             if ev is None:
                 await ws.send_json({"type": "ping"})
                 continue
@@ -98,4 +128,4 @@ async def account_events(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        sub.close()
+        listener.close()
