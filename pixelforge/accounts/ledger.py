@@ -50,7 +50,11 @@ def grant(session: Session, *, account_id: str, amount: int, note: str = "") -> 
 def hold(session: Session, *, account_id: str, job_id: str, amount: int) -> None:
     """Reserve `amount` for a job, or raise insufficient_credits. Call inside db.write()."""
     # Serialise holds per account on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
-    session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+    # FOR NO KEY UPDATE: a plain FOR UPDATE would deadlock with the FOR KEY SHARE lock that
+    # the job row's foreign key takes on the same account row in a concurrent submit.
+    session.execute(
+        select(Account.id).where(Account.id == account_id).with_for_update(key_share=True)
+    )
     available = balance(session, account_id).available
     if amount > available:
         raise PixelForgeError(

@@ -32,11 +32,16 @@ class Claim:
     attempt: int
 
 
+FAIRNESS_WINDOW_S = 3600.0
+
+
 def _fair_order() -> Select[str, str]:
     """Queued jobs in pickup order: priority first, then round-robin across accounts.
 
-    Each account's jobs are numbered 1, 2, 3... (per priority); ordering by that number
-    interleaves accounts, so one account's thousand queued jobs cannot starve another's one.
+    Each account's queued jobs are numbered 1, 2, 3... (per priority); ordering by that
+    number interleaves accounts, so one account's thousand queued jobs cannot starve another's
+    one. Among equal numbers, the account served longest ago (or never, within the last hour)
+    goes first: otherwise the older job of a busy account would win every tie.
     """
     rn = (
         func.row_number()
@@ -48,8 +53,22 @@ def _fair_order() -> Select[str, str]:
         .where(Job.status == QUEUED)
         .subquery()
     )
-    return select(ranked.c.id, ranked.c.account_id).order_by(
-        ranked.c.priority.desc(), ranked.c.rn, ranked.c.created_at, ranked.c.id
+    served = (
+        select(Job.account_id, func.max(Job.started_at).label("last"))
+        .where(Job.started_at > now() - FAIRNESS_WINDOW_S)
+        .group_by(Job.account_id)
+        .subquery()
+    )
+    return (
+        select(ranked.c.id, ranked.c.account_id)
+        .outerjoin(served, served.c.account_id == ranked.c.account_id)
+        .order_by(
+            ranked.c.priority.desc(),
+            ranked.c.rn,
+            func.coalesce(served.c.last, 0.0),
+            ranked.c.created_at,
+            ranked.c.id,
+        )
     )
 
 
@@ -79,14 +98,13 @@ def publish_queue_positions(db: Database, bus: EventBus) -> None:
             )
 
 
-def claim_next(db: Database, *, lease_s: float) -> Claim | None:
+def claim_next(db: Database, *, lease_s: float, candidates: int = 8) -> Claim | None:
     """Take the next queued job with a fresh attempt token and lease, or None."""
-    for _ in range(5):
-        with db.write() as s:
-            row = s.execute(_fair_order().limit(1)).first()
-            if row is None:
-                return None
-            job_id, account_id = row[0], row[1]
+    with db.write() as s:
+        rows = s.execute(_fair_order().limit(candidates)).all()
+        # On PostgreSQL another process may take a candidate between our read and our
+        # update; the conditional UPDATE notices and we move on to the next one.
+        for job_id, account_id in rows:
             token = secrets.token_hex(16)
             t = now()
             res = s.execute(
@@ -103,7 +121,6 @@ def claim_next(db: Database, *, lease_s: float) -> Claim | None:
             ).first()
             if res is not None:
                 return Claim(job_id=job_id, account_id=account_id, token=token, attempt=res[0])
-        # Lost a race with another process (PostgreSQL); try the next candidate.
     return None
 
 
@@ -125,6 +142,7 @@ class Recovered:
     job_id: str
     account_id: str
     requeued: bool
+    status: str = QUEUED
 
 
 def recover_expired(db: Database) -> list[Recovered]:
@@ -132,10 +150,22 @@ def recover_expired(db: Database) -> list[Recovered]:
     out: list[Recovered] = []
     with db.write() as s:
         rows = s.scalars(
-            select(Job).where(Job.status == RUNNING, Job.lease_expires_at < now()).limit(100)
+            select(Job)
+            .where(Job.status == RUNNING, Job.lease_expires_at < now())
+            .limit(100)
+            # Lock the rows: a worker finishing one meanwhile must not be overwritten.
+            .with_for_update(skip_locked=True)
         ).all()
         for job in rows:
-            if job.attempts >= job.max_attempts:
+            if job.cancel_requested:
+                job.status = CANCELED
+                job.error_code = ErrorCode.canceled.value
+                job.error_message = "canceled by the client (its worker stopped meanwhile)"
+                job.finished_at = now()
+                job.attempt_token = None
+                ledger.void(s, job_id=job.id)
+                out.append(Recovered(job.id, job.account_id, requeued=False, status=CANCELED))
+            elif job.attempts >= job.max_attempts:
                 job.status = FAILED
                 job.error_code = ErrorCode.worker_lost.value
                 job.error_message = (
@@ -145,7 +175,7 @@ def recover_expired(db: Database) -> list[Recovered]:
                 job.finished_at = now()
                 job.attempt_token = None
                 ledger.void(s, job_id=job.id)
-                out.append(Recovered(job.id, job.account_id, requeued=False))
+                out.append(Recovered(job.id, job.account_id, requeued=False, status=FAILED))
             else:
                 job.status = QUEUED
                 job.attempt_token = None

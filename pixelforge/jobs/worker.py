@@ -367,13 +367,16 @@ class WorkerPool:
                     Event(job_id=r.job_id, account_id=r.account_id, type="queued")
                 )
                 self.wake()
-            else:
-                self.runner.bus.publish(
-                    Event(
-                        job_id=r.job_id,
-                        account_id=r.account_id,
-                        type="failed",
-                        error_code=ErrorCode.worker_lost.value,
-                        message="the worker running this job was lost too many times",
-                    )
+                continue
+            canceled = r.status == CANCELED
+            self.runner.bus.publish(
+                Event(
+                    job_id=r.job_id,
+                    account_id=r.account_id,
+                    type=r.status,
+                    error_code=(ErrorCode.canceled if canceled else ErrorCode.worker_lost).value,
+                    message="canceled by the client"
+                    if canceled
+                    else "the worker running this job was lost too many times",
                 )
+            )

@@ -100,6 +100,7 @@ class Job(Base):
         UniqueConstraint("account_id", "idempotency_key", name="uq_jobs_account_idem"),
         Index("ix_jobs_status_priority", "status", "priority", "created_at"),
         Index("ix_jobs_account_created", "account_id", "created_at"),
+        Index("ix_jobs_account_started", "account_id", "started_at"),
     )
 
 
