@@ -20,16 +20,16 @@ serve: $(STAMP)
 	$(BIN)/pixelforge serve
 
 check: $(STAMP)
-	$(BIN)/ruff format --check pixelforge tests bench
-	$(BIN)/ruff check pixelforge tests bench
+	$(BIN)/ruff format --check pixelforge tests $(wildcard bench)
+	$(BIN)/ruff check pixelforge tests $(wildcard bench)
 	$(BIN)/mypy pixelforge
 
 test: check
 	$(BIN)/pytest
 
 fmt: $(STAMP)
-	$(BIN)/ruff format pixelforge tests bench
-	$(BIN)/ruff check --fix pixelforge tests bench
+	$(BIN)/ruff format pixelforge tests $(wildcard bench)
+	$(BIN)/ruff check --fix pixelforge tests $(wildcard bench)
 
 bench: $(STAMP)
 	$(BIN)/python bench/queue_overhead.py

@@ -79,5 +79,19 @@ class PixelForgeError(Exception):
         return {"error": {"code": self.code.value, "message": self.message}}
 
 
+def human_size(n: int) -> str:
+    """'10 MB', '195.3 KB', '512 bytes': for limits in messages people read."""
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
+
+
+def too_large(what: str, limit: int) -> PixelForgeError:
+    return PixelForgeError(
+        ErrorCode.exceed_max_filesize, f"{what} is larger than the {human_size(limit)} limit"
+    )
+
+
 def not_found(what: str) -> PixelForgeError:
     return PixelForgeError(ErrorCode.not_found, f"{what} not found")

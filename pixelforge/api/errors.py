@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 
@@ -34,6 +35,16 @@ def validation_message(exc: RequestValidationError) -> str:
     return f"{'.'.join(loc) or 'body'}: {first.get('msg', 'invalid')}"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette reports only the first route)."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        probe = {**request.scope, "method": method}
+        if any(r.matches(probe)[0] == Match.FULL for r in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PixelForgeError)
     async def _pf(_: Request, exc: PixelForgeError) -> JSONResponse:
@@ -44,12 +55,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(PixelForgeError(ErrorCode.invalid_parameter, validation_message(exc)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, ErrorCode.internal_error)
         message = exc.detail if isinstance(exc.detail, str) else code.value
         if exc.status_code == 404 and message == "Not Found":
             message = "no such route; see /docs for the API"
-        return error_response(PixelForgeError(code, message, status=exc.status_code))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return error_response(
+            PixelForgeError(code, message, status=exc.status_code, headers=headers)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

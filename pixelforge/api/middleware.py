@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixelforge.accounts.ratelimit import MemoryRateLimiter
 from pixelforge.api.deps import rate_limited
-from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.errors import PixelForgeError, too_large
 from pixelforge.services import Services
 
 _EXEMPT = ("/docs", "/redoc", "/openapi.json", "/healthz")
@@ -78,10 +78,7 @@ class LimitsMiddleware:
         limit = s.settings.max_upload_bytes
         # Base64 inflates by 4/3; leave room for multipart framing and other fields.
         max_body = limit * 4 // 3 + 64 * 1024
-        too_big = PixelForgeError(
-            ErrorCode.exceed_max_filesize,
-            f"request body is larger than the {limit / 1_048_576:.0f} MB upload limit",
-        )
+        too_big = too_large("the request body", max_body)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > max_body:
                 await _send_error(send, too_big)

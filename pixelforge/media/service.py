@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pixelforge.clock import now
-from pixelforge.errors import ErrorCode, PixelForgeError, not_found
+from pixelforge.errors import ErrorCode, PixelForgeError, not_found, too_large
 from pixelforge.ids import new_id
 from pixelforge.safety.fetch import FetchPolicy, fetch_url
 from pixelforge.safety.images import ValidatedImage, validate_image
@@ -43,10 +43,7 @@ def decode_base64(text: str, *, max_bytes: int) -> bytes:
             raise PixelForgeError(ErrorCode.invalid_parameter, "base64: data URI is not base64")
     text = "".join(text.split())
     if len(text) * 3 // 4 > max_bytes + 3:
-        raise PixelForgeError(
-            ErrorCode.exceed_max_filesize,
-            f"file is larger than the {max_bytes / 1_048_576:.0f} MB limit",
-        )
+        raise too_large("the file", max_bytes)
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
@@ -169,7 +166,8 @@ class MediaService:
         if row is None:
             raise not_found(f"media {media_id!r}")
         expected = self._signature(row.id, row.account_id, exp)
-        if not hmac.compare_digest(expected, sig):
+        # Compare bytes: compare_digest refuses non-ASCII str, and a sig is user input.
+        if not hmac.compare_digest(expected.encode(), sig.encode()):
             raise PixelForgeError(ErrorCode.signature_invalid, "download link signature invalid")
         if exp <= now() or row.expires_at <= now():
             raise PixelForgeError(

@@ -16,7 +16,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpcore
 import httpx
 
-from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.errors import ErrorCode, PixelForgeError, too_large
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -309,10 +309,7 @@ def _get(
 def _read_body(
     resp: httpcore.Response, length: str | None, *, policy: FetchPolicy, deadline: float
 ) -> bytes:
-    too_big = PixelForgeError(
-        ErrorCode.exceed_max_filesize,
-        f"the file at the url is larger than the {_mb(policy.max_bytes)} MB limit",
-    )
+    too_big = too_large("the file at the url", policy.max_bytes)
     if length is not None and length.strip().isdigit() and int(length) > policy.max_bytes:
         raise too_big
     body = bytearray()
@@ -443,7 +440,3 @@ def _download_error(message: str) -> PixelForgeError:
 
 def _short(url: str) -> str:
     return url if len(url) <= 120 else url[:117] + "..."
-
-
-def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f}".removesuffix(".0")

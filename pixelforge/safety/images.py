@@ -11,7 +11,7 @@ from io import BytesIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.errors import ErrorCode, PixelForgeError, too_large
 
 # Only the plugins a user would upload; PSD, EPS, ICO and friends widen the attack surface.
 _ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
@@ -37,10 +37,7 @@ def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Validated
     format becomes PNG.
     """
     if len(data) > max_bytes:
-        raise PixelForgeError(
-            ErrorCode.exceed_max_filesize,
-            f"image is {_mb(len(data))} MB; the limit is {_mb(max_bytes)} MB",
-        )
+        raise too_large("the image", max_bytes)
     with _bomb_guard(max_pixels):
         src = _identify(data)
         try:
@@ -199,7 +196,3 @@ def _decode_error(exc: Exception) -> PixelForgeError:
         ErrorCode.error_decode_image,
         f"image could not be decoded; it may be truncated or corrupt ({exc})",
     )
-
-
-def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f}".removesuffix(".0")

@@ -181,3 +181,30 @@ def test_account_event_stream_sees_queue_changes_and_completion(tmp_path: Path) 
         assert 2 in positions and 1 in positions
         assert {e["job_id"] for e in seen if e["type"] == "succeeded"} == set(ids)
         assert all(set(e) >= {"job_id", "type", "progress", "step", "total", "ts"} for e in seen)
+
+
+def test_socket_of_a_finished_job_sends_final_event_and_closes(server: LiveServer) -> None:
+    _, key = server.account(credits=5)
+    with server.client(key) as c:
+        media = server.upload(c, _photo())
+        body = {"pipeline": "convert", "params": {"image": media["id"]}}
+        job = c.post("/v1/jobs", json=body, headers={"Prefer": "wait=30"}).json()
+    assert job["status"] == "succeeded"
+    url = f"{server.url.replace('http', 'ws')}/v1/jobs/{job['id']}/events"
+    with connect(url, additional_headers={"Authorization": f"Key {key}"}) as ws:
+        events = [json.loads(raw) for raw in ws]  # ends when the server closes
+    assert [e["type"] for e in events] == ["succeeded"]
+    assert events[0]["job_id"] == job["id"] and events[0]["progress"] == 1.0
+
+
+def test_job_socket_of_a_queued_job_reports_its_position(tmp_path: Path) -> None:
+    with LiveServer(make_settings(tmp_path, workers=0)) as srv:
+        _, key = srv.account(credits=5)
+        with srv.client(key) as c:
+            media = srv.upload(c, _photo())
+            body = {"pipeline": "convert", "params": {"image": media["id"]}}
+            ids = [c.post("/v1/jobs", json=body).json()["id"] for _ in range(2)]
+        url = f"{srv.url.replace('http', 'ws')}/v1/jobs/{ids[1]}/events?token={key}"
+        with connect(url) as ws:
+            first = json.loads(ws.recv(timeout=10))
+        assert first["type"] == "queued" and first["queue_position"] == 2

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.errors import ErrorCode, PixelForgeError, human_size
 from pixelforge.safety.images import encode_image, open_image, validate_image
 
 MB = 1024 * 1024
@@ -101,7 +101,7 @@ def test_oversize_file_is_refused_with_413(astronaut: Image.Image) -> None:
         validate_image(raw, max_bytes=len(raw) - 1, max_pixels=LIMITS["max_pixels"])
     assert info.value.code is ErrorCode.exceed_max_filesize
     assert info.value.status == 413
-    assert "MB" in info.value.message
+    assert human_size(len(raw) - 1) in info.value.message
 
 
 @pytest.mark.parametrize(

@@ -51,14 +51,15 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes | None, 
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=10)
-        file = form.get("file")
-        if not isinstance(file, UploadFile):
-            raise PixelForgeError(
-                ErrorCode.invalid_parameter, "file: a multipart field 'file' is required"
-            )
-        data = await file.read(max_bytes + 1)
-        await form.close()
-        return data, None
+        try:
+            file = form.get("file")
+            if not isinstance(file, UploadFile):
+                raise PixelForgeError(
+                    ErrorCode.invalid_parameter, "file: a multipart field 'file' is required"
+                )
+            return await file.read(max_bytes + 1), None
+        finally:
+            await form.close()
     if ctype == "application/json":
         try:
             body = json.loads(await request.body())
