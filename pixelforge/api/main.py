@@ -49,7 +49,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     for module in (auth, me, admin, jobs, media, pipelines, events):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["meta"], summary="Liveness")
+    @app.get(
+        "/healthz",
+        tags=["meta"],
+        summary="Liveness",
+        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    )
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
@@ -11,6 +12,13 @@ from pixelforge.services import Services
 from pixelforge.store.tables import Job, Media
 
 POLLING_INTERVAL_MS = 1000
+
+JobId = Annotated[str, Path(max_length=64, examples=["job_a8Zr0cK1d2Q9xw3mP0vUoQ"])]
+MediaId = Annotated[str, Path(max_length=64, examples=["med_3q2xJ0cQ9h1b7m0PZrUo8A"])]
+KeyId = Annotated[str, Path(max_length=64, examples=["key_Vb3k0Qm2pL8xT1zR9wYc4A"])]
+AccountRef = Annotated[
+    str, Path(max_length=320, description="account id or email", examples=["ada@example.com"])
+]
 
 
 class ErrorBody(BaseModel):

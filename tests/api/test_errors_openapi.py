@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 
 import httpx
@@ -381,3 +382,23 @@ def test_job_list_pagination(server: LiveServer) -> None:
         assert [j["id"] for j in rest["data"]] == seen[3:]
         assert c.get("/v1/jobs", params={"status": "failed"}).json()["data"] == []
     assert other_job not in json.dumps(whole)
+
+
+def test_every_operation_carries_an_example(server: LiveServer) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    def has_example(node: object, seen: frozenset[str] = frozenset()) -> bool:
+        text = json.dumps(node)
+        if '"example' in text:
+            return True
+        refs = set(re.findall(r"#/components/schemas/([\w.-]+)", text)) - seen
+        return any(has_example(schemas[r], seen | refs) for r in refs)
+
+    missing = [
+        f"{method.upper()} {path}"
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if not has_example([op.get("requestBody"), op.get("parameters"), op.get("responses")])
+    ]
+    assert missing == []

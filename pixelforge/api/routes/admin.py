@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from pixelforge.api.deps import AdminAccount, ServicesDep
 from pixelforge.api.routes.me import KeyOut, NewKeyIn, NewKeyOut, key_out
+from pixelforge.api.schemas import AccountRef, KeyId
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -19,17 +20,20 @@ class AccountIn(BaseModel):
 
 
 class AccountOut(BaseModel):
-    id: str
-    email: str
-    is_admin: bool
-    disabled: bool
-    credits_available: int
-    credits_held: int
-    created_at: float
+    id: str = Field(examples=["acc_k2xZvWrhyYjf0k1RfHKoMw"])
+    email: str = Field(examples=["ada@example.com"])
+    is_admin: bool = Field(examples=[False])
+    disabled: bool = Field(examples=[False])
+    credits_available: int = Field(examples=[100])
+    credits_held: int = Field(examples=[0])
+    created_at: float = Field(examples=[1795303728.73])
 
 
 class NewAccountOut(AccountOut):
-    api_key: str = Field(description="the account's first API key; shown only this once")
+    api_key: str = Field(
+        description="the account's first API key; shown only this once",
+        examples=["pf_c64c698a_RNjyYiXn5i2Bk0PyAnNhlxxEazAl_6hg0VbC9_60NS4"],
+    )
 
 
 class GrantIn(BaseModel):
@@ -78,7 +82,7 @@ def list_accounts(
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut, summary="One account")
-def get_account(account_id: str, _: AdminAccount, services: ServicesDep) -> AccountOut:
+def get_account(account_id: AccountRef, _: AdminAccount, services: ServicesDep) -> AccountOut:
     return _account_out(services, account_id)
 
 
@@ -87,7 +91,9 @@ def get_account(account_id: str, _: AdminAccount, services: ServicesDep) -> Acco
     response_model=AccountOut,
     summary="Grant credits to an account",
 )
-def grant(account_id: str, body: GrantIn, _: AdminAccount, services: ServicesDep) -> AccountOut:
+def grant(
+    account_id: AccountRef, body: GrantIn, _: AdminAccount, services: ServicesDep
+) -> AccountOut:
     acc = services.accounts.find(account_id)
     services.accounts.grant_credits(account_id=acc.id, amount=body.amount, note=body.note)
     return _account_out(services, acc.id)
@@ -100,7 +106,7 @@ def grant(account_id: str, body: GrantIn, _: AdminAccount, services: ServicesDep
     summary="Create an API key for an account",
 )
 def create_key(
-    account_id: str, body: NewKeyIn, _: AdminAccount, services: ServicesDep
+    account_id: AccountRef, body: NewKeyIn, _: AdminAccount, services: ServicesDep
 ) -> NewKeyOut:
     acc = services.accounts.find(account_id)
     new = services.accounts.create_key(account_id=acc.id, name=body.name)
@@ -109,11 +115,11 @@ def create_key(
 
 
 @router.get("/accounts/{account_id}/keys", response_model=list[KeyOut], summary="An account's keys")
-def list_keys(account_id: str, _: AdminAccount, services: ServicesDep) -> list[KeyOut]:
+def list_keys(account_id: AccountRef, _: AdminAccount, services: ServicesDep) -> list[KeyOut]:
     acc = services.accounts.find(account_id)
     return [key_out(k) for k in services.accounts.list_keys(acc.id)]
 
 
 @router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke any key")
-def revoke_key(key_id: str, _: AdminAccount, services: ServicesDep) -> None:
+def revoke_key(key_id: KeyId, _: AdminAccount, services: ServicesDep) -> None:
     services.accounts.revoke_key(key_id=key_id)

@@ -16,9 +16,9 @@ class LoginIn(BaseModel):
 
 
 class TokenOut(BaseModel):
-    access_token: str
-    token_type: str = "bearer"
-    expires_in: int
+    access_token: str = Field(examples=["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOi..."])
+    token_type: str = Field("bearer", examples=["bearer"])
+    expires_in: int = Field(description="seconds", examples=[3600])
 
 
 @router.post("/login", response_model=TokenOut, summary="Exchange email + password for a token")

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from pixelforge.api.deps import CurrentAccount, ServicesDep
-from pixelforge.api.schemas import ErrorOut, JobList, JobOut, base_url, job_out
+from pixelforge.api.schemas import ErrorOut, JobId, JobList, JobOut, base_url, job_out
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.events import TERMINAL
 from pixelforge.services import Services
@@ -134,7 +134,7 @@ def list_jobs(
     summary="Read a job: status, progress, outputs with download URLs",
 )
 def get_job(
-    job_id: str, request: Request, account: CurrentAccount, services: ServicesDep
+    job_id: JobId, request: Request, account: CurrentAccount, services: ServicesDep
 ) -> JobOut:
     job = services.jobs.get(account_id=account.id, job_id=job_id)
     return job_out(services, job, base_url(services, request))
@@ -147,7 +147,7 @@ def get_job(
     summary="Cancel: a queued job at once, a running one at its next step",
 )
 def cancel_job(
-    job_id: str, request: Request, account: CurrentAccount, services: ServicesDep
+    job_id: JobId, request: Request, account: CurrentAccount, services: ServicesDep
 ) -> JobOut:
     job = services.jobs.cancel(account_id=account.id, job_id=job_id)
     return job_out(services, job, base_url(services, request))

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.api.deps import CurrentAccount, ServicesDep
+from pixelforge.api.schemas import KeyId
 from pixelforge.store.tables import ApiKey
 
 router = APIRouter(prefix="/v1", tags=["account"])
 
 
 class MeOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "acc_k2xZvWrhyYjf0k1RfHKoMw",
+                    "object": "account",
+                    "email": "ada@example.com",
+                    "is_admin": False,
+                    "credits_available": 97,
+                    "credits_held": 2,
+                    "created_at": 1795303728.73,
+                }
+            ]
+        }
+    )
     id: str
     object: str = "account"
     email: str
@@ -22,6 +38,19 @@ class MeOut(BaseModel):
 
 
 class KeyOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "key_Vb3k0Qm2pL8xT1zR9wYc4A",
+                    "prefix": "c64c698a",
+                    "name": "laptop",
+                    "created_at": 1795303728.73,
+                    "revoked_at": None,
+                }
+            ]
+        }
+    )
     id: str
     prefix: str
     name: str
@@ -30,7 +59,10 @@ class KeyOut(BaseModel):
 
 
 class NewKeyOut(KeyOut):
-    key: str = Field(description="the full key; shown only this once")
+    key: str = Field(
+        description="the full key; shown only this once",
+        examples=["pf_c64c698a_RNjyYiXn5i2Bk0PyAnNhlxxEazAl_6hg0VbC9_60NS4"],
+    )
 
 
 class NewKeyIn(BaseModel):
@@ -80,5 +112,5 @@ def create_key(body: NewKeyIn, account: CurrentAccount, services: ServicesDep) -
 @router.delete(
     "/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of my API keys"
 )
-def revoke_key(key_id: str, account: CurrentAccount, services: ServicesDep) -> None:
+def revoke_key(key_id: KeyId, account: CurrentAccount, services: ServicesDep) -> None:
     services.accounts.revoke_key(key_id=key_id, account_id=account.id)

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
 from pixelforge.api.deps import CurrentAccount, ServicesDep
-from pixelforge.api.schemas import ErrorOut, MediaOut, base_url, media_out
+from pixelforge.api.schemas import ErrorOut, MediaId, MediaOut, base_url, media_out
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.media.service import decode_base64
 
@@ -108,7 +108,7 @@ async def upload(request: Request, account: CurrentAccount, services: ServicesDe
     summary="Media metadata and a fresh signed download URL",
 )
 def get_media(
-    media_id: str, request: Request, account: CurrentAccount, services: ServicesDep
+    media_id: MediaId, request: Request, account: CurrentAccount, services: ServicesDep
 ) -> MediaOut:
     row = services.media.get(account_id=account.id, media_id=media_id)
     return media_out(services, row, base_url(services, request))
@@ -121,7 +121,7 @@ def get_media(
     responses={403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 410: {"model": ErrorOut}},
 )
 def download(
-    media_id: str,
+    media_id: MediaId,
     services: ServicesDep,
     exp: int = Query(..., description="expiry (epoch seconds) from the signed URL"),
     sig: str = Query(..., max_length=100, description="signature from the signed URL"),
@@ -140,5 +140,5 @@ def download(
     responses={404: {"model": ErrorOut}},
     summary="Delete a media item now",
 )
-def delete_media(media_id: str, account: CurrentAccount, services: ServicesDep) -> None:
+def delete_media(media_id: MediaId, account: CurrentAccount, services: ServicesDep) -> None:
     services.media.delete(account_id=account.id, media_id=media_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pixelforge.api.deps import CurrentAccount, ServicesDep
 
@@ -13,10 +13,13 @@ router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
 
 
 class PipelineOut(BaseModel):
-    name: str
-    description: str
-    cost: int | None
-    params_schema: dict[str, Any]
+    name: str = Field(examples=["upscale"])
+    description: str = Field(examples=["Upscale an image 1x, 2x or 4x with Real-ESRGAN."])
+    cost: int | None = Field(description="credits with default params", examples=[1])
+    params_schema: dict[str, Any] = Field(
+        description="JSON schema of `params` for POST /v1/jobs",
+        examples=[{"type": "object", "properties": {"image": {"type": "string"}}}],
+    )
 
 
 @router.get("", response_model=list[PipelineOut], summary="What this server can run")
