@@ -12,6 +12,7 @@ from pixelforge.accounts.ratelimit import RateLimiter, create_rate_limiter
 from pixelforge.accounts.service import AccountService
 from pixelforge.accounts.tokens import derive_key
 from pixelforge.jobs.events import InProcessBus
+from pixelforge.jobs.redis_bus import RedisBus
 from pixelforge.jobs.service import JobService
 from pixelforge.jobs.worker import Runner, WorkerPool
 from pixelforge.media.service import MediaLimits, MediaService
@@ -43,7 +44,7 @@ class Services:
     accounts: AccountService
     media: MediaService
     jobs: JobService
-    bus: InProcessBus
+    bus: InProcessBus | RedisBus
     limiter: RateLimiter
     registry: PipelineRegistry
     runner: Runner
@@ -52,11 +53,15 @@ class Services:
     rate_per_ip: tuple[int, float]
 
     def start(self) -> None:
+        if isinstance(self.bus, RedisBus):
+            self.bus.start()
         if self.settings.workers > 0:
             self.pool.start()
 
     def close(self) -> None:
         self.pool.stop()
+        if isinstance(self.bus, RedisBus):
+            self.bus.close()
         self.limiter.close()
         self.db.dispose()
 
@@ -67,7 +72,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
     db = Database(settings.resolved_database_url)
     db.migrate()
     registry = registry or default_registry()
-    bus = InProcessBus()
+    bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     media = MediaService(
         db=db,
         store=LocalMediaStore(settings.media_dir),
