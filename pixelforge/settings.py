@@ -45,7 +45,6 @@ class Settings(BaseSettings):
     poll_interval_s: float = 0.5
     lease_s: float = 30.0
     max_attempts: int = 3
-    job_timeout_s: float = 3600.0
 
     # Auth
     access_token_ttl_s: int = 3600

@@ -104,7 +104,10 @@ def media_out(services: Services, row: Media, base: str) -> MediaOut:
     )
 
 
-def job_out(services: Services, job: Job, base: str, *, with_position: bool = True) -> JobOut:
+def job_out(
+    services: Services, job: Job, base: str, *, positions: dict[str, int] | None = None
+) -> JobOut:
+    """The API view of a job. Pass `positions` (from JobService.positions) for many jobs."""
     timings: dict[str, float] = {}
     if job.started_at is not None:
         timings["queued_s"] = round(job.started_at - job.created_at, 4)
@@ -120,7 +123,7 @@ def job_out(services: Services, job: Job, base: str, *, with_position: bool = Tr
         progress=job.progress,
         step=job.step,
         total=job.total,
-        queue_position=services.jobs.position(job) if with_position else None,
+        queue_position=services.jobs.position(job) if positions is None else positions.get(job.id),
         attempts=job.attempts,
         seed=job.seed,
         cost=job.cost,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -69,10 +68,6 @@ class Subscription:
 
     def close(self) -> None:
         self._bus.unsubscribe(self)
-
-    async def __aiter__(self) -> AsyncIterator[Event]:  # pragma: no cover - convenience
-        while True:
-            yield await self.queue.get()
 
 
 class EventBus(Protocol):

@@ -24,6 +24,7 @@ from pixelforge.jobs.queue import (
     QUEUED,
     RUNNING,
     publish_queue_positions,
+    queue_order,
     queue_position,
 )
 from pixelforge.pipelines.base import PipelineRegistry, media_refs
@@ -160,6 +161,11 @@ class JobService:
             return None
         with self.db.read() as s:
             return queue_position(s, job.id)
+
+    def positions(self) -> dict[str, int]:
+        """Queue position (1 = next) of every queued job."""
+        with self.db.read() as s:
+            return {job_id: i for i, (job_id, _) in enumerate(queue_order(s), start=1)}
 
     def outputs(self, job_id: str) -> list[Media]:
         with self.db.read() as s:

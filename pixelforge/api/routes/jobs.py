@@ -124,7 +124,10 @@ def list_jobs(
         )
     rows, nxt = services.jobs.list(account_id=account.id, status=status, limit=limit, cursor=cursor)
     base = base_url(services, request)
-    return JobList(data=[job_out(services, j, base) for j in rows], next_cursor=nxt)
+    # One queue-order query for the page, not one per queued job.
+    positions = services.jobs.positions() if any(j.status == "queued" for j in rows) else {}
+    data = [job_out(services, j, base, positions=positions) for j in rows]
+    return JobList(data=data, next_cursor=nxt)
 
 
 @router.get(
