@@ -11,11 +11,13 @@ from pathlib import Path
 from pixelforge.accounts.ratelimit import RateLimiter, create_rate_limiter
 from pixelforge.accounts.service import AccountService
 from pixelforge.accounts.tokens import derive_key
+from pixelforge.catalog.service import CatalogService
 from pixelforge.jobs.events import InProcessBus
 from pixelforge.jobs.redis_bus import RedisBus
 from pixelforge.jobs.service import JobService
 from pixelforge.jobs.worker import Runner, WorkerPool
 from pixelforge.media.service import MediaLimits, MediaService
+from pixelforge.models.manager import ModelManager
 from pixelforge.pipelines.base import PipelineRegistry, default_registry
 from pixelforge.safety.fetch import FetchPolicy
 from pixelforge.settings import Settings, parse_rate
@@ -47,6 +49,8 @@ class Services:
     bus: InProcessBus | RedisBus
     limiter: RateLimiter
     registry: PipelineRegistry
+    catalog: CatalogService
+    models: ModelManager
     runner: Runner
     pool: WorkerPool
     rate_per_key: tuple[int, float]
@@ -72,6 +76,8 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
     db = Database(settings.resolved_database_url)
     db.migrate()
     registry = registry or default_registry()
+    catalog = CatalogService(db)
+    catalog.seed()
     bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     media = MediaService(
         db=db,
@@ -94,7 +100,23 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
             ),
         ),
     )
-    runner = Runner(db=db, registry=registry, media=media, bus=bus, threads=settings.worker_threads)
+    models = ModelManager(
+        settings.models_dir,
+        device=settings.model_device,
+        cpu_budget_bytes=settings.model_cpu_budget_bytes,
+        gpu_budget_bytes=settings.model_gpu_budget_bytes,
+        threads=settings.worker_threads,
+        cpu_dtype=settings.model_cpu_dtype,
+    )
+    runner = Runner(
+        db=db,
+        registry=registry,
+        media=media,
+        bus=bus,
+        models=models,
+        catalog=catalog,
+        threads=settings.worker_threads,
+    )
     pool = WorkerPool(
         runner=runner,
         workers=max(settings.workers, 0),
@@ -103,7 +125,12 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         sweep_interval_s=settings.sweep_interval_s,
     )
     jobs = JobService(
-        db=db, registry=registry, bus=bus, max_attempts=settings.max_attempts, wake=pool.wake
+        db=db,
+        registry=registry,
+        bus=bus,
+        max_attempts=settings.max_attempts,
+        wake=pool.wake,
+        on_cancel=runner.request_cancel,
     )
     return Services(
         settings=settings,
@@ -118,6 +145,8 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         bus=bus,
         limiter=create_rate_limiter(settings.redis_url),
         registry=registry,
+        catalog=catalog,
+        models=models,
         runner=runner,
         pool=pool,
         rate_per_key=parse_rate(settings.rate_limit_per_key),

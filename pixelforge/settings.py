@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -46,6 +47,13 @@ class Settings(BaseSettings):
     lease_s: float = 30.0
     max_attempts: int = 3
 
+    # Models
+    models_path: Path | None = None  # where models live; default data_dir/models
+    model_device: str | None = None  # cuda | mps | cpu; default: the best available
+    model_cpu_budget_bytes: int | None = None  # default: half the RAM
+    model_gpu_budget_bytes: int | None = None  # default: 80% of the GPU's memory
+    model_cpu_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+
     # Auth
     access_token_ttl_s: int = 3600
     bootstrap_admin: bool = True
@@ -79,6 +87,10 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.models_path or self.data_dir / "models"
 
     @property
     def resolved_database_url(self) -> str:

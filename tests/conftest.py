@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pixelforge.models.base import ModelProfile
 from pixelforge.settings import Settings
 from tests.live import LiveServer
 
@@ -44,6 +46,27 @@ def pg_url() -> Iterator[str]:
     yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class TinyModels:
+    def __init__(self, models_dir: Path, profiles: list[ModelProfile], seconds: float) -> None:
+        self.dir = models_dir
+        self.profiles = profiles
+        self.seconds = seconds
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyModels]:
+    import torch
+
+    from pixelforge.models.tiny import create_tiny_models
+
+    threads = torch.get_num_threads()
+    models_dir = tmp_path_factory.mktemp("models")
+    start = time.perf_counter()
+    profiles = create_tiny_models(models_dir)
+    yield TinyModels(models_dir, profiles, time.perf_counter() - start)
+    torch.set_num_threads(threads)  # the managers below set 1; leave the session as found
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from pixelforge import __version__
 from pixelforge.api.errors import install_error_handlers
 from pixelforge.api.middleware import LimitsMiddleware
-from pixelforge.api.routes import admin, auth, events, jobs, me, media, pipelines
+from pixelforge.api.routes import (
+    admin,
+    auth,
+    catalog,
+    events,
+    jobs,
+    me,
+    media,
+    models,
+    pipelines,
+)
 from pixelforge.services import Services, build_services
 from pixelforge.settings import Settings
 
@@ -46,7 +56,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     install_error_handlers(app)
     app.add_middleware(LimitsMiddleware)
-    for module in (auth, me, admin, jobs, media, pipelines, events):
+    for module in (auth, me, admin, jobs, media, pipelines, catalog, models, events):
         app.include_router(module.router)
 
     @app.get(

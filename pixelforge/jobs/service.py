@@ -56,12 +56,14 @@ class JobService:
         bus: EventBus,
         max_attempts: int,
         wake: Callable[[], None] = lambda: None,
+        on_cancel: Callable[[str], None] = lambda _job_id: None,
     ) -> None:
         self.db = db
         self.registry = registry
         self.bus = bus
         self.max_attempts = max_attempts
         self.wake = wake
+        self.on_cancel = on_cancel
 
     def validate_params(self, pipeline_name: str, raw: dict[str, Any]) -> BaseModel:
         pipeline = self.registry.get(pipeline_name)
@@ -205,6 +207,8 @@ class JobService:
                 ledger.void(s, job_id=job.id)
             elif job.status == RUNNING:
                 job.cancel_requested = True
+        if job.status == RUNNING:
+            self.on_cancel(job.id)
         if job.status == CANCELED:
             self.bus.publish(
                 Event(

@@ -15,6 +15,7 @@ from PIL import Image
 from sqlalchemy import select, update
 
 from pixelforge.accounts import ledger
+from pixelforge.catalog.types import CatalogView
 from pixelforge.clock import now
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.events import Event, EventBus
@@ -31,6 +32,7 @@ from pixelforge.jobs.queue import (
     recover_expired,
 )
 from pixelforge.media.service import MediaService
+from pixelforge.models.base import ModelProvider
 from pixelforge.pipelines.base import JobCanceled, PipelineRegistry
 from pixelforge.safety.images import encode_image, open_image
 from pixelforge.store.db import Database
@@ -54,8 +56,10 @@ class JobRunContext:
         self._account_id = job.account_id
         self._token = token
         self.seed = job.seed
-        self.device = "cpu"
+        self.device = runner.models.device
         self.threads = threads
+        self.models = runner.models
+        self.catalog = runner.catalog
         self.outputs: list[Media] = []
         self._last_db = 0.0
         self._canceled = False
@@ -106,6 +110,8 @@ class JobRunContext:
         self._raise_if_stopped()
 
     def cancelled(self) -> bool:
+        if not self._canceled and self._job_id in self._runner.cancel_requests:
+            self._canceled = True
         if not self._canceled:
             with self._runner.db.read() as s:
                 row = s.execute(
@@ -115,7 +121,9 @@ class JobRunContext:
         return self._canceled
 
     def _raise_if_stopped(self) -> None:
-        if self._canceled:
+        # A cancel from this process is seen at once; one from another process within the
+        # DB read interval above.
+        if self._canceled or self._job_id in self._runner.cancel_requests:
             raise JobCanceled()
         if self._runner.stopping.is_set():
             raise _Interrupted()
@@ -164,17 +172,33 @@ class Runner:
         registry: PipelineRegistry,
         media: MediaService,
         bus: EventBus,
+        models: ModelProvider,
+        catalog: CatalogView,
         threads: int = 0,
     ) -> None:
         self.db = db
         self.registry = registry
         self.media = media
         self.bus = bus
+        self.models = models
+        self.catalog = catalog
         self.threads = threads or os.cpu_count() or 1
         self.stopping = threading.Event()
+        # Job ids canceled through this process's API while running here (set.add and `in`
+        # are atomic under the GIL, so no lock is needed).
+        self.cancel_requests: set[str] = set()
+
+    def request_cancel(self, job_id: str) -> None:
+        self.cancel_requests.add(job_id)
 
     def run_job(self, claim: Claim) -> str:
         """Execute one claimed job to a final state; returns that state."""
+        try:
+            return self._run_job(claim)
+        finally:
+            self.cancel_requests.discard(claim.job_id)
+
+    def _run_job(self, claim: Claim) -> str:
         with self.db.read() as s:
             job = s.get(Job, claim.job_id)
         if job is None or job.attempt_token != claim.token:

@@ -8,7 +8,9 @@ from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from pixelforge.catalog.types import CatalogView
 from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.base import ModelProvider
 
 
 class _MediaRefMarker:
@@ -45,6 +47,8 @@ class RunContext(Protocol):
     seed: int
     device: str
     threads: int
+    models: ModelProvider  # diffusion models (generation pipelines)
+    catalog: CatalogView  # style presets and LoRA templates
 
     def progress(self, step: int, total: int, preview: Image.Image | None = None) -> None:
         """Report progress; raises JobCanceled if the job was canceled meanwhile."""
@@ -109,6 +113,22 @@ class PipelineRegistry:
 def default_registry() -> PipelineRegistry:
     """The pipelines that ship with PixelForge."""
     from pixelforge.pipelines.convert import ConvertPipeline
+    from pixelforge.pipelines.edit import EditPipeline
+    from pixelforge.pipelines.image_to_image import ImageToImagePipeline
+    from pixelforge.pipelines.image_to_video import ImageToVideoPipeline
+    from pixelforge.pipelines.inpaint import InpaintPipeline, OutpaintPipeline
+    from pixelforge.pipelines.text_to_image import TextToImagePipeline
     from pixelforge.pipelines.upscale import UpscalePipeline
 
-    return PipelineRegistry([ConvertPipeline(), UpscalePipeline()])
+    return PipelineRegistry(
+        [
+            ConvertPipeline(),
+            UpscalePipeline(),
+            TextToImagePipeline(),
+            ImageToImagePipeline(),
+            InpaintPipeline(),
+            OutpaintPipeline(),
+            EditPipeline(),
+            ImageToVideoPipeline(),
+        ]
+    )

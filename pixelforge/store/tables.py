@@ -104,6 +104,61 @@ class Job(Base):
     )
 
 
+class StyleGroup(Base):
+    """A group of styles for one task (Perfect's style groups; AiArt's presets' families)."""
+
+    __tablename__ = "catalog_style_groups"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    task: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(200))
+    sort: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (UniqueConstraint("task", "name", name="uq_style_groups_task_name"),)
+
+
+class Style(Base):
+    """A style preset: a prompt template with `{prompt}`, negatives, preferred model/params."""
+
+    __tablename__ = "catalog_styles"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("catalog_style_groups.id", ondelete="SET NULL")
+    )
+    task: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(200))
+    thumb: Mapped[str | None] = mapped_column(String(500))
+    prompt: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str | None] = mapped_column(String(100))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sort: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("task", "name", name="uq_styles_task_name"),
+        Index("ix_styles_group", "group_id"),
+    )
+
+
+class LoraTemplateRow(Base):
+    """A LoRA users can apply by id, typed as AliveAI does (IMAGE, IMAGE_EDIT, VIDEO)."""
+
+    __tablename__ = "catalog_lora_templates"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(500))
+    weight_name: Mapped[str | None] = mapped_column(String(200))
+    base_family: Mapped[str | None] = mapped_column(String(64))
+    trigger: Mapped[str] = mapped_column(String(200), default="")
+    default_strength: Mapped[float] = mapped_column(Float, default=1.0)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class Media(Base):
     """An upload or a result. kind: upload | result."""
 

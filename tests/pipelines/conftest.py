@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pixelforge.catalog.types import CatalogView, LoraTemplate, StylePreset
 from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.base import ModelProvider
+from pixelforge.models.manager import ModelManager
 from pixelforge.pipelines.base import JobCanceled, RunContext
 
 _PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -24,6 +27,14 @@ class SavedImage:
     format: str
     path: Path
     image: Image.Image  # decoded back from the stored bytes, as a client would see it
+
+
+class _EmptyCatalog:
+    def style(self, name: str, *, task: str = "text_to_image") -> StylePreset | None:
+        return None
+
+    def lora(self, template_id: str) -> LoraTemplate | None:
+        return None
 
 
 @dataclass
@@ -42,6 +53,13 @@ class FakeRunContext:
     # so a test can cancel the job at a chosen step.
     on_progress: Callable[[int, int], None] | None = None
     _canceled: bool = False
+    # Upscale and convert use neither; a real (lazy, torch-free until used) manager and an
+    # empty catalog keep the protocol whole.
+    models: ModelProvider = field(init=False)
+    catalog: CatalogView = field(default_factory=lambda: _EmptyCatalog())
+
+    def __post_init__(self) -> None:
+        self.models = ModelManager(self.root / "models")
 
     def add_image(self, img: Image.Image | np.ndarray, media_id: str | None = None) -> str:
         if isinstance(img, np.ndarray):

@@ -1,0 +1,1 @@
+"""Models: the catalog of profiles, download, loading, the resident-model cache, tiny builders."""

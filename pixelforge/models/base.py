@@ -1,0 +1,53 @@
+"""What the rest of PixelForge sees of the model manager: profiles and a loading facade."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Tasks a profile can serve; pipelines ask for a model by task.
+TEXT_TO_IMAGE = "text_to_image"
+IMAGE_TO_IMAGE = "image_to_image"
+INPAINT = "inpaint"
+EDIT = "edit"
+IMAGE_TO_VIDEO = "image_to_video"
+POSE_TRANSFER = "pose_transfer"
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """One model a user can name: where it comes from and how to run it by default."""
+
+    id: str  # e.g. "sd-turbo", "tiny-sd"
+    family: str  # sd15 | sdxl | sd-turbo | sdxl-turbo | flux | svd | instruct-pix2pix | ...
+    tasks: tuple[str, ...]
+    source: str  # Hugging Face repo id, or a local directory
+    revision: str | None = None
+    variant: str | None = None  # e.g. "fp16" weight files
+    description: str = ""
+    default_steps: int = 20
+    default_guidance: float = 7.5
+    default_width: int = 512
+    default_height: int = 512
+    base_model: str | None = None  # for add-ons such as a ControlNet: the model they extend
+    dtype_gpu: str = "float16"
+    dtype_cpu: str = "float32"
+    tiny: bool = False  # random weights, for tests and offline demos: outputs are noise
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelProvider(Protocol):
+    """The narrow view pipelines get (RunContext.models)."""
+
+    @property
+    def device(self) -> str:
+        """cuda | mps | cpu: where loaded models run."""
+
+    def profile(self, model_id: str | None, *, task: str) -> ModelProfile:
+        """The named profile (or the default for `task`); invalid_parameter if it cannot
+        serve the task, model_unavailable (naming `pixelforge models pull`) if not on disk."""
+
+    def load(self, model_id: str, *, task: str) -> AbstractContextManager[Any]:
+        """A ready diffusers pipeline for `task`, kept resident (never evicted) while the
+        `with` block runs."""

@@ -1,0 +1,72 @@
+"""Instruction edits ("make it winter"): InstructPix2Pix-family models."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from pixelforge.models.base import EDIT
+from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.diffusion import (
+    GenerationParams,
+    fit_to_multiple,
+    generators,
+    loras_applied,
+    save_images,
+    step_callback,
+    styled_prompt,
+)
+
+
+class EditParams(GenerationParams):
+    prompt: str = Field(
+        min_length=1, max_length=2000, description="the instruction", examples=["make it winter"]
+    )
+    image: MediaRef = Field(description="media id of the image to edit")
+    image_guidance: float = Field(
+        1.5, ge=0.0, le=10.0, description="how closely to keep the input image"
+    )
+    num_images: int = Field(1, ge=1, le=4)
+
+
+class EditPipeline:
+    name: ClassVar[str] = "edit"
+    description: ClassVar[str] = "Edit an image by instruction. 1 credit per image."
+    Params: ClassVar[type[BaseModel]] = EditParams
+
+    def cost(self, params: EditParams) -> int:
+        return params.num_images
+
+    def run(self, params: EditParams, ctx: RunContext) -> dict[str, Any]:
+        # 1. Load inputs
+        image = fit_to_multiple(ctx.load_image(params.image).convert("RGB"))
+        prompt, negative, model_id = styled_prompt(ctx, params)
+        profile = ctx.models.profile(model_id, task=EDIT)
+        steps = params.steps or profile.default_steps
+        guidance = profile.default_guidance if params.guidance is None else params.guidance
+
+        # 2. Denoise conditioned on the image and the instruction
+        with ctx.models.load(profile.id, task=EDIT) as pipe, loras_applied(pipe, ctx, params.loras):
+            images = pipe(
+                prompt=prompt,
+                negative_prompt=negative or None,
+                image=image,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                image_guidance_scale=params.image_guidance,
+                num_images_per_prompt=params.num_images,
+                generator=generators(ctx.seed, params.num_images),
+                callback_on_step_end=step_callback(ctx, params.preview_every),
+                callback_on_step_end_tensor_inputs=["latents"],
+            ).images
+
+        # 3. Save outputs
+        save_images(ctx, images, params.output_format)
+        return {
+            "model": profile.id,
+            "width": image.width,
+            "height": image.height,
+            "steps": steps,
+            "seeds": [ctx.seed + i for i in range(len(images))],
+        }
