@@ -20,6 +20,7 @@ from pixelforge.media.service import MediaLimits, MediaService
 from pixelforge.models.manager import ModelManager
 from pixelforge.pipelines.base import PipelineRegistry, default_registry
 from pixelforge.safety.fetch import FetchPolicy
+from pixelforge.safety.nsfw import EXPLICIT_LABELS, NsfwDetector
 from pixelforge.settings import Settings, parse_rate
 from pixelforge.store.db import Database
 from pixelforge.store.media import LocalMediaStore
@@ -115,7 +116,10 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         bus=bus,
         models=models,
         catalog=catalog,
+        nsfw=NsfwDetector(labels=settings.nsfw_block_labels or EXPLICIT_LABELS),
         threads=settings.worker_threads,
+        max_batch=settings.max_batch,
+        lease_s=settings.lease_s,
     )
     pool = WorkerPool(
         runner=runner,

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     poll_interval_s: float = 0.5
     lease_s: float = 30.0
     max_attempts: int = 3
+    max_batch: int = 4  # same-shape queued jobs run as one call (1 = never batch)
 
     # Models
     models_path: Path | None = None  # where models live; default data_dir/models
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     model_cpu_budget_bytes: int | None = None  # default: half the RAM
     model_gpu_budget_bytes: int | None = None  # default: 80% of the GPU's memory
     model_cpu_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+
+    # NSFW gate: NudeNet labels that block a result when the job asks for block_explicit
+    nsfw_block_labels: list[str] | None = None  # default: the exposed-content labels
 
     # Auth
     access_token_ttl_s: int = 3600

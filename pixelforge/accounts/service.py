@@ -65,7 +65,13 @@ class AccountService:
 
     # -- accounts ----------------------------------------------------------------------
     def create_account(
-        self, *, email: str, password: str | None = None, credits: int = 0, is_admin: bool = False
+        self,
+        *,
+        email: str,
+        password: str | None = None,
+        credits: int = 0,
+        is_admin: bool = False,
+        block_explicit: bool = False,
     ) -> tuple[Account, NewKey]:
         email = normalise_email(email)
         if password is not None and len(password) < 8:
@@ -80,6 +86,7 @@ class AccountService:
             password_hash=hash_password(password) if password else None,
             is_admin=is_admin,
             disabled=False,
+            block_explicit=block_explicit,
             created_at=now(),
         )
         try:
@@ -121,6 +128,19 @@ class AccountService:
         except PixelForgeError:  # another process won the race
             return None
         return key
+
+    def update(
+        self, account_id: str, *, block_explicit: bool | None = None, disabled: bool | None = None
+    ) -> Account:
+        with self.db.write() as s:
+            acc = s.get(Account, account_id)
+            if acc is None:
+                raise not_found(f"account {account_id!r}")
+            if block_explicit is not None:
+                acc.block_explicit = block_explicit
+            if disabled is not None:
+                acc.disabled = disabled
+            return acc
 
     def grant_credits(self, *, account_id: str, amount: int, note: str = "") -> ledger.Balance:
         with self.db.write() as s:

@@ -63,6 +63,7 @@ class JobOut(BaseModel):
     queue_position: int | None = Field(description="1 = next to run; null unless queued")
     polling_interval_ms: int = POLLING_INTERVAL_MS
     attempts: int
+    block_explicit: bool
     seed: int
     cost: int
     params: dict[str, Any]
@@ -125,6 +126,7 @@ def job_out(
         total=job.total,
         queue_position=services.jobs.position(job) if positions is None else positions.get(job.id),
         attempts=job.attempts,
+        block_explicit=job.block_explicit,
         seed=job.seed,
         cost=job.cost,
         params=job.params,

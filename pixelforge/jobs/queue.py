@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
@@ -122,6 +124,47 @@ def claim_next(db: Database, *, lease_s: float, candidates: int = 8) -> Claim | 
             if res is not None:
                 return Claim(job_id=job_id, account_id=account_id, token=token, attempt=res[0])
     return None
+
+
+def claim_batch_mates(
+    db: Database,
+    *,
+    pipeline: str,
+    matches: Callable[[dict[str, Any]], bool],
+    limit: int,
+    lease_s: float,
+    scan: int = 64,
+) -> list[Claim]:
+    """Claim up to `limit` queued jobs of `pipeline` whose params `matches` (same shape)."""
+    claims: list[Claim] = []
+    with db.write() as s:
+        rows = s.execute(
+            select(Job.id, Job.account_id, Job.params)
+            .where(Job.status == QUEUED, Job.pipeline == pipeline)
+            .order_by(Job.priority.desc(), Job.created_at, Job.id)
+            .limit(scan)
+        ).all()
+        for job_id, account_id, params in rows:
+            if len(claims) >= limit:
+                break
+            if not matches(params):
+                continue
+            token, t = secrets.token_hex(16), now()
+            res = s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == QUEUED)
+                .values(
+                    status=RUNNING,
+                    attempts=Job.attempts + 1,
+                    attempt_token=token,
+                    lease_expires_at=t + lease_s,
+                    started_at=func.coalesce(Job.started_at, t),
+                )
+                .returning(Job.attempts)
+            ).first()
+            if res is not None:
+                claims.append(Claim(job_id, account_id, token, res[0]))
+    return claims
 
 
 def extend_leases(db: Database, *, tokens: dict[str, str], lease_s: float) -> None:

@@ -82,11 +82,14 @@ class JobService:
         params: dict[str, Any],
         priority: int = 0,
         idempotency_key: str | None = None,
+        block_explicit: bool = False,
     ) -> Submitted:
         model = self.validate_params(pipeline, params)
         clean = model.model_dump(mode="json")
         request_hash = hashlib.sha256(
-            json.dumps({"p": pipeline, "a": clean, "r": priority}, sort_keys=True).encode()
+            json.dumps(
+                {"p": pipeline, "a": clean, "r": priority, "x": block_explicit}, sort_keys=True
+            ).encode()
         ).hexdigest()
         cost = self.registry.get(pipeline).cost(model)
         seed = int(clean.get("seed") or 0) or random.SystemRandom().randint(1, MAX_SEED)
@@ -135,6 +138,7 @@ class JobService:
                     attempts=0,
                     max_attempts=self.max_attempts,
                     cancel_requested=False,
+                    block_explicit=block_explicit,
                     created_at=now(),
                 )
                 s.add(job)

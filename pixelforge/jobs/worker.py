@@ -9,9 +9,10 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select, update
 
 from pixelforge.accounts import ledger
@@ -26,6 +27,7 @@ from pixelforge.jobs.queue import (
     RUNNING,
     SUCCEEDED,
     Claim,
+    claim_batch_mates,
     claim_next,
     extend_leases,
     publish_queue_positions,
@@ -33,12 +35,18 @@ from pixelforge.jobs.queue import (
 )
 from pixelforge.media.service import MediaService
 from pixelforge.models.base import ModelProvider
-from pixelforge.pipelines.base import JobCanceled, PipelineRegistry
+from pixelforge.pipelines.base import JobCanceled, Pipeline, PipelineRegistry
 from pixelforge.safety.images import encode_image, open_image
 from pixelforge.store.db import Database
 from pixelforge.store.tables import Job, Media
 
 log = logging.getLogger("pixelforge.worker")
+
+
+class ExplicitCheck(Protocol):
+    """The NSFW gate (safety.nsfw.NsfwDetector): is this image explicit, and why."""
+
+    def is_explicit(self, img: Image.Image) -> tuple[bool, list[str]]: ...
 
 
 class _Interrupted(Exception):
@@ -56,6 +64,7 @@ class JobRunContext:
         self._account_id = job.account_id
         self._token = token
         self.seed = job.seed
+        self._block_explicit = job.block_explicit
         self.device = runner.models.device
         self.threads = threads
         self.models = runner.models
@@ -135,6 +144,14 @@ class JobRunContext:
         return open_image(media.read_bytes(row))
 
     def save_image(self, img: Image.Image, *, format: str = "png", quality: int = 95) -> str:
+        if self._block_explicit:
+            explicit, labels = self._runner.nsfw.is_explicit(img)
+            if explicit:
+                raise PixelForgeError(
+                    ErrorCode.error_nsfw_content_detected,
+                    f"the result was blocked: explicit content detected ({', '.join(labels)}); "
+                    "nothing was charged",
+                )
         data, content_type = encode_image(img, fmt=format, quality=quality)
         return self._save(data, content_type, img.width, img.height)
 
@@ -174,14 +191,22 @@ class Runner:
         bus: EventBus,
         models: ModelProvider,
         catalog: CatalogView,
+        nsfw: ExplicitCheck,
         threads: int = 0,
+        max_batch: int = 1,
+        lease_s: float = 30.0,
     ) -> None:
         self.db = db
+        self.max_batch = max_batch
+        self.lease_s = lease_s
+        self._running: dict[str, str] = {}  # job id -> attempt token, for the heartbeat
+        self._lock = threading.Lock()
         self.registry = registry
         self.media = media
         self.bus = bus
         self.models = models
         self.catalog = catalog
+        self.nsfw = nsfw
         self.threads = threads or os.cpu_count() or 1
         self.stopping = threading.Event()
         # Job ids canceled through this process's API while running here (set.add and `in`
@@ -191,12 +216,26 @@ class Runner:
     def request_cancel(self, job_id: str) -> None:
         self.cancel_requests.add(job_id)
 
+    def running_tokens(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._running)
+
+    def _track(self, claims: list[Claim], running: bool) -> None:
+        with self._lock:
+            for c in claims:
+                if running:
+                    self._running[c.job_id] = c.token
+                else:
+                    self._running.pop(c.job_id, None)
+                    self.cancel_requests.discard(c.job_id)
+
     def run_job(self, claim: Claim) -> str:
-        """Execute one claimed job to a final state; returns that state."""
+        """Execute one claimed job (and any same-shape batch mates) to a final state."""
+        self._track([claim], True)
         try:
             return self._run_job(claim)
         finally:
-            self.cancel_requests.discard(claim.job_id)
+            self._track([claim], False)
 
     def _run_job(self, claim: Claim) -> str:
         with self.db.read() as s:
@@ -208,6 +247,9 @@ class Runner:
         try:
             pipeline = self.registry.get(job.pipeline)
             params = pipeline.Params.model_validate(job.params)
+            mates = self._claim_mates(pipeline, params)
+            if mates:
+                return self._run_batch(pipeline, [(claim, ctx, params), *mates])
             extra = pipeline.run(params, ctx)
         except JobCanceled:
             return self._finish(ctx, claim, CANCELED, ErrorCode.canceled, "canceled by the client")
@@ -223,6 +265,74 @@ class Runner:
                 ctx, claim, FAILED, ErrorCode.error_inference, f"{type(e).__name__}: {e}"
             )
         return self._finish(ctx, claim, SUCCEEDED, None, None, extra=extra)
+
+    def _claim_mates(
+        self, pipeline: Pipeline, params: BaseModel
+    ) -> list[tuple[Claim, JobRunContext, BaseModel]]:
+        """Queued jobs of the same shape to run in the same call (see Pipeline.batch_key)."""
+        key_of = getattr(pipeline, "batch_key", None)
+        if self.max_batch <= 1 or key_of is None or (key := key_of(params)) is None:
+            return []
+
+        def same_shape(raw: dict[str, Any]) -> bool:
+            try:
+                return bool(key_of(pipeline.Params.model_validate(raw)) == key)
+            except ValidationError:
+                return False
+
+        claims = claim_batch_mates(
+            self.db,
+            pipeline=pipeline.name,
+            matches=same_shape,
+            limit=self.max_batch - 1,
+            lease_s=self.lease_s,
+        )
+        self._track(claims, True)
+        mates = []
+        for c in claims:
+            with self.db.read() as s:
+                job = s.get(Job, c.job_id)
+            assert job is not None
+            self.bus.publish(Event(job_id=job.id, account_id=job.account_id, type="started"))
+            ctx = JobRunContext(runner=self, job=job, token=c.token, threads=self.threads)
+            mates.append((c, ctx, pipeline.Params.model_validate(job.params)))
+        return mates
+
+    def _run_batch(
+        self, pipeline: Pipeline, members: list[tuple[Claim, JobRunContext, BaseModel]]
+    ) -> str:
+        """One call for all members; each is then recorded (and charged) on its own."""
+        try:
+            outcomes = pipeline.run_batch(  # type: ignore[attr-defined]
+                [p for _, _, p in members], [c for _, c, _ in members]
+            )
+        except _Interrupted:
+            for claim, ctx, _ in members:
+                self._discard(ctx)
+                self._requeue(claim)
+            return QUEUED
+        except (JobCanceled, PixelForgeError, Exception) as e:
+            if not isinstance(e, JobCanceled | PixelForgeError):
+                log.exception("batch of %s crashed", pipeline.name)
+            outcomes = [e] * len(members)
+        finally:
+            self._track([c for c, _, _ in members[1:]], False)
+        states = [
+            self._record(claim, ctx, out)
+            for (claim, ctx, _), out in zip(members, outcomes, strict=True)
+        ]
+        return states[0]
+
+    def _record(self, claim: Claim, ctx: JobRunContext, outcome: object) -> str:
+        if ctx.cancelled() or isinstance(outcome, JobCanceled):
+            return self._finish(ctx, claim, CANCELED, ErrorCode.canceled, "canceled by the client")
+        if isinstance(outcome, PixelForgeError):
+            return self._finish(ctx, claim, FAILED, outcome.code, outcome.message)
+        if isinstance(outcome, Exception):
+            msg = f"{type(outcome).__name__}: {outcome}"
+            return self._finish(ctx, claim, FAILED, ErrorCode.error_inference, msg)
+        assert isinstance(outcome, dict)
+        return self._finish(ctx, claim, SUCCEEDED, None, None, extra=outcome)
 
     def _finish(
         self,
@@ -315,8 +425,6 @@ class WorkerPool:
         self.sweep_interval_s = sweep_interval_s
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._running: dict[str, str] = {}
-        self._lock = threading.Lock()
 
     def wake(self) -> None:
         self._wake.set()
@@ -350,16 +458,11 @@ class WorkerPool:
                 self._wake.wait(self.poll_interval_s)
                 self._wake.clear()
                 continue
-            with self._lock:
-                self._running[claim.job_id] = claim.token
             try:
                 publish_queue_positions(self.runner.db, self.runner.bus)
                 self.runner.run_job(claim)
             except Exception:
                 log.exception("job %s: recording its outcome failed", claim.job_id)
-            finally:
-                with self._lock:
-                    self._running.pop(claim.job_id, None)
 
     def _housekeeping(self) -> None:
         stopping = self.runner.stopping
@@ -371,8 +474,7 @@ class WorkerPool:
             try:
                 if t - last_beat >= self.lease_s / 3:
                     last_beat = t
-                    with self._lock:
-                        tokens = dict(self._running)
+                    tokens = self.runner.running_tokens()
                     extend_leases(self.runner.db, tokens=tokens, lease_s=self.lease_s)
                 if t - last_recover >= 1.0:
                     last_recover = t

@@ -11,7 +11,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.pipelines.base import RunContext
+from pixelforge.pipelines.base import JobCanceled, RunContext
 
 AspectRatio = Literal["1:1", "16:9", "9:16", "4:3", "3:4", "square", "portrait", "landscape"]
 _RATIOS = {
@@ -172,6 +172,25 @@ def step_callback(ctx: RunContext, preview_every: int) -> Callable[..., dict[str
         if preview_every and (step + 1) % preview_every == 0 and "latents" in kwargs:
             preview = latents_preview(kwargs["latents"])
         ctx.progress(step + 1, total, preview)  # raises JobCanceled when canceled
+        return kwargs
+
+    return on_step_end
+
+
+def batch_step_callback(ctxs: list[RunContext]) -> Callable[..., dict[str, Any]]:
+    """Progress for every job of a batch; the call stops only once all are canceled."""
+    alive = [True] * len(ctxs)
+
+    def on_step_end(pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        total = int(getattr(pipe, "num_timesteps", 0) or step + 1)
+        for i, ctx in enumerate(ctxs):
+            if alive[i]:
+                try:
+                    ctx.progress(step + 1, total)
+                except JobCanceled:
+                    alive[i] = False  # its result is discarded; the others go on
+        if not any(alive):
+            raise JobCanceled()
         return kwargs
 
     return on_step_end

@@ -272,3 +272,36 @@ def test_lora_changes_output_and_strength_zero_does_not(srv: LiveServer, tmp_pat
     assert s.download(with_lora) != s.download(plain)
     assert s.download(zero) == s.download(plain)
     assert s.download(after) == s.download(plain)  # the adapter did not stay loaded
+
+
+def test_same_shape_jobs_run_as_one_batch(tiny: TinyModels, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "d", models_path=tiny.dir, worker_threads=1, workers=0)
+    with LiveServer(settings) as server:
+        s = Session(server, credits=10)
+        shape = {"model": "tiny-sd", "steps": 2, "width": 32, "height": 32}
+        ids = [
+            s.http.post(
+                "/v1/jobs",
+                json={
+                    "pipeline": "text_to_image",
+                    "params": {**shape, "prompt": f"cat {i}", "seed": 10 + i},
+                },
+            ).json()["id"]
+            for i in range(3)
+        ]
+        odd = s.http.post(
+            "/v1/jobs",
+            json={"pipeline": "text_to_image", "params": {**shape, "width": 64, "prompt": "dog"}},
+        ).json()["id"]
+        server.services.pool.workers = 1
+        server.services.pool.start()
+        jobs = [server.wait_job(s.http, i) for i in [*ids, odd]]
+        assert [j["status"] for j in jobs] == ["succeeded"] * 4, jobs
+        assert [j["result"].get("batch_size") for j in jobs] == [3, 3, 3, None]
+        assert [j["result"]["seeds"] for j in jobs[:3]] == [[10], [11], [12]]
+        images = {s.download(j) for j in jobs[:3]}
+        assert len(images) == 3  # own seed and prompt each
+        assert s.credits() == (6, 0)  # each charged once
+        for session in Session.opened:
+            session.http.close()
+        Session.opened.clear()

@@ -17,6 +17,12 @@ class AccountIn(BaseModel):
     password: str | None = Field(None, min_length=8)
     credits: int = Field(0, ge=0, examples=[100])
     is_admin: bool = False
+    block_explicit: bool = Field(False, description="refuse explicit outputs by default")
+
+
+class AccountPatch(BaseModel):
+    block_explicit: bool | None = Field(None, examples=[True])
+    disabled: bool | None = Field(None, examples=[False])
 
 
 class AccountOut(BaseModel):
@@ -24,6 +30,7 @@ class AccountOut(BaseModel):
     email: str = Field(examples=["ada@example.com"])
     is_admin: bool = Field(examples=[False])
     disabled: bool = Field(examples=[False])
+    block_explicit: bool = Field(examples=[False])
     credits_available: int = Field(examples=[100])
     credits_held: int = Field(examples=[0])
     created_at: float = Field(examples=[1795303728.73])
@@ -49,6 +56,7 @@ def _account_out(services: ServicesDep, account_id: str) -> AccountOut:
         email=acc.email,
         is_admin=acc.is_admin,
         disabled=acc.disabled,
+        block_explicit=acc.block_explicit,
         credits_available=bal.available,
         credits_held=bal.held,
         created_at=acc.created_at,
@@ -63,7 +71,11 @@ def _account_out(services: ServicesDep, account_id: str) -> AccountOut:
 )
 def create_account(body: AccountIn, _: AdminAccount, services: ServicesDep) -> NewAccountOut:
     acc, key = services.accounts.create_account(
-        email=body.email, password=body.password, credits=body.credits, is_admin=body.is_admin
+        email=body.email,
+        password=body.password,
+        credits=body.credits,
+        is_admin=body.is_admin,
+        block_explicit=body.block_explicit,
     )
     return NewAccountOut(**_account_out(services, acc.id).model_dump(), api_key=key.plaintext)
 
@@ -84,6 +96,17 @@ def list_accounts(
 @router.get("/accounts/{account_id}", response_model=AccountOut, summary="One account")
 def get_account(account_id: AccountRef, _: AdminAccount, services: ServicesDep) -> AccountOut:
     return _account_out(services, account_id)
+
+
+@router.patch(
+    "/accounts/{account_id}", response_model=AccountOut, summary="Change an account's flags"
+)
+def patch_account(
+    account_id: AccountRef, body: AccountPatch, _: AdminAccount, services: ServicesDep
+) -> AccountOut:
+    acc = services.accounts.find(account_id)
+    services.accounts.update(acc.id, block_explicit=body.block_explicit, disabled=body.disabled)
+    return _account_out(services, acc.id)
 
 
 @router.post(

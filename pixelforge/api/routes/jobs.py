@@ -30,6 +30,9 @@ class JobIn(BaseModel):
         default_factory=dict, examples=[{"image": "med_...", "scale": 2}]
     )
     priority: int = Field(0, ge=-100, le=100, description="higher runs first")
+    block_explicit: bool | None = Field(
+        None, description="refuse explicit results (NSFW gate); default: the account's setting"
+    )
     request_id: str | None = Field(
         None, max_length=200, description="idempotency key (or the Idempotency-Key header)"
     )
@@ -95,6 +98,9 @@ async def submit_job(
         params=body.params,
         priority=body.priority,
         idempotency_key=key,
+        block_explicit=account.block_explicit
+        if body.block_explicit is None
+        else body.block_explicit,
     )
     job = submitted.job
     wait = parse_wait(prefer, services.settings.max_wait_s)
