@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -30,6 +31,21 @@ def _services(data_dir: Path | None):  # type: ignore[no-untyped-def]
 def _fail(e: PixelForgeError) -> None:
     click.echo(f"error: {e.message} ({e.code.value})", err=True)
     sys.exit(1)
+
+
+_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"]+")
+
+
+class RedactTokens(logging.Filter):
+    """Keeps `?token=<API key>` (websocket auth for browsers) out of the server's logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_URL.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
 
 
 data_dir_option = click.option(
@@ -72,6 +88,8 @@ def serve(host: str, port: int, workers: int | None, data_dir: Path | None) -> N
         click.echo("")
     click.echo(f"  Data directory: {settings.data_dir}")
     click.echo(f"  API docs: http://{host}:{port}/docs")
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(RedactTokens())
     uvicorn.run(create_app(settings, services=services), host=host, port=port, log_level="info")
 
 

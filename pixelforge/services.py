@@ -101,12 +101,14 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
             ),
         ),
     )
+    # Default: the cores shared among the worker threads, so they do not oversubscribe.
+    threads = settings.worker_threads or max(1, (os.cpu_count() or 1) // max(settings.workers, 1))
     models = ModelManager(
         settings.models_dir,
         device=settings.model_device,
         cpu_budget_bytes=settings.model_cpu_budget_bytes,
         gpu_budget_bytes=settings.model_gpu_budget_bytes,
-        threads=settings.worker_threads,
+        threads=threads,
         cpu_dtype=settings.model_cpu_dtype,
     )
     runner = Runner(
@@ -117,7 +119,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         models=models,
         catalog=catalog,
         nsfw=NsfwDetector(labels=settings.nsfw_block_labels or EXPLICIT_LABELS),
-        threads=settings.worker_threads,
+        threads=threads,
         max_batch=settings.max_batch,
         lease_s=settings.lease_s,
     )
@@ -135,6 +137,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         max_attempts=settings.max_attempts,
         wake=pool.wake,
         on_cancel=runner.request_cancel,
+        notify_positions=runner.positions,
     )
     return Services(
         settings=settings,

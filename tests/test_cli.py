@@ -92,3 +92,21 @@ def test_first_start_prints_an_admin_key_once(tmp_path: Path) -> None:
     keys, status = _serve_once(data_dir)
     assert keys == [] and status == 401  # shown once only
     assert "admin@localhost admin" in cli(data_dir, "accounts", "list").stdout
+
+
+def test_access_log_never_shows_a_token() -> None:
+    import logging
+
+    from pixelforge.cli import RedactTokens
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s"',
+        ("1.2.3.4", "GET", "/v1/events?token=pf_abcd1234_secret&x=1"),
+        None,
+    )
+    assert RedactTokens().filter(record)
+    assert record.getMessage() == '1.2.3.4 - "GET /v1/events?token=[redacted]&x=1"'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -39,32 +40,45 @@ class Event:
 
 
 class Subscription:
-    """An async iterator of events for one account, optionally one job."""
+    """Events for one account, optionally one job, buffered for one reader."""
+
+    MAX_PENDING = 1000
 
     def __init__(self, bus: InProcessBus, account_id: str, job_id: str | None) -> None:
         self.account_id = account_id
         self.job_id = job_id
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
+        self._pending: deque[Event] = deque()
+        self._ready = asyncio.Event()
         self._bus = bus
 
     def matches(self, ev: Event) -> bool:
         return ev.account_id == self.account_id and self.job_id in (None, ev.job_id)
 
     def offer(self, ev: Event) -> None:
-        """Called on the subscriber's loop. A slow reader loses progress, never terminals."""
-        if self.queue.full():
+        """Called on the subscriber's loop. A slow reader loses progress, never a final event.
+
+        Past MAX_PENDING, new non-final events are dropped and a final one evicts the oldest
+        non-final; final events alone may exceed the bound (one per job, so it stays small).
+        """
+        if len(self._pending) >= self.MAX_PENDING:
             if not ev.terminal:
                 return
-            self.queue.get_nowait()
-        self.queue.put_nowait(ev)
+            victim = next((e for e in self._pending if not e.terminal), None)
+            if victim is not None:
+                self._pending.remove(victim)
+        self._pending.append(ev)
+        self._ready.set()
 
     async def get(self, wait_s: float) -> Event | None:
         """The next event, or None after `wait_s` seconds without one."""
-        try:
-            return await asyncio.wait_for(self.queue.get(), wait_s)
-        except TimeoutError:
-            return None
+        if not self._pending:
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), wait_s)
+            except TimeoutError:
+                return None
+        return self._pending.popleft()
 
     def close(self) -> None:
         self._bus.unsubscribe(self)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +18,9 @@ from pixelforge.clock import now
 from pixelforge.errors import ErrorCode
 from pixelforge.jobs.events import Event, EventBus
 from pixelforge.store.db import Database
-from pixelforge.store.tables import Job
+from pixelforge.store.tables import Account, Job
+
+log = logging.getLogger("pixelforge.queue")
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = (
     "queued",
@@ -34,16 +39,13 @@ class Claim:
     attempt: int
 
 
-FAIRNESS_WINDOW_S = 3600.0
-
-
 def _fair_order() -> Select[str, str]:
     """Queued jobs in pickup order: priority first, then round-robin across accounts.
 
     Each account's queued jobs are numbered 1, 2, 3... (per priority); ordering by that
     number interleaves accounts, so one account's thousand queued jobs cannot starve another's
-    one. Among equal numbers, the account served longest ago (or never, within the last hour)
-    goes first: otherwise the older job of a busy account would win every tie.
+    one. Among equal numbers, the account served longest ago (or never) goes first: otherwise
+    the older job of a busy account would win every tie.
     """
     rn = (
         func.row_number()
@@ -55,19 +57,13 @@ def _fair_order() -> Select[str, str]:
         .where(Job.status == QUEUED)
         .subquery()
     )
-    served = (
-        select(Job.account_id, func.max(Job.started_at).label("last"))
-        .where(Job.started_at > now() - FAIRNESS_WINDOW_S)
-        .group_by(Job.account_id)
-        .subquery()
-    )
     return (
         select(ranked.c.id, ranked.c.account_id)
-        .outerjoin(served, served.c.account_id == ranked.c.account_id)
+        .join(Account, Account.id == ranked.c.account_id)
         .order_by(
             ranked.c.priority.desc(),
             ranked.c.rn,
-            func.coalesce(served.c.last, 0.0),
+            func.coalesce(Account.last_served_at, 0.0),
             ranked.c.created_at,
             ranked.c.id,
         )
@@ -86,18 +82,56 @@ def queue_position(session: Session, job_id: str) -> int | None:
     return None
 
 
-def publish_queue_positions(db: Database, bus: EventBus) -> None:
-    """Tell listening accounts where their queued jobs now stand (after a claim or submit)."""
-    listening = bus.subscribed_accounts()
-    if not listening:
-        return
-    with db.read() as s:
-        order = queue_order(s, limit=1000)
-    for pos, (job_id, account_id) in enumerate(order, start=1):
-        if account_id in listening:
-            bus.publish(
-                Event(job_id=job_id, account_id=account_id, type="queued", queue_position=pos)
-            )
+class PositionNotifier:
+    """Tells listening accounts where their queued jobs stand, after submits and claims.
+
+    At most one update per `interval_s` (a burst of submits would otherwise send one message
+    per queued job per submit), for the first `limit` places; an update skipped inside the
+    interval is sent when it ends, so the last state is never lost.
+    """
+
+    def __init__(self, db: Database, bus: EventBus, *, interval_s: float = 0.25, limit: int = 100):
+        self.db = db
+        self.bus = bus
+        self.interval_s = interval_s
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._pending = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            wait = self._last + self.interval_s - time.monotonic()
+            if wait > 0:
+                if not self._pending:
+                    self._pending = True
+                    timer = threading.Timer(wait, self._trailing)
+                    timer.daemon = True
+                    timer.start()
+                return
+            self._last = time.monotonic()
+        self._publish()
+
+    def _trailing(self) -> None:
+        with self._lock:
+            self._pending = False
+            self._last = time.monotonic()
+        try:
+            self._publish()
+        except Exception:  # a timer thread has no caller to tell; the next update will do
+            log.exception("publishing queue positions failed")
+
+    def _publish(self) -> None:
+        listening = self.bus.subscribed_accounts()
+        if not listening:
+            return
+        with self.db.read() as s:
+            order = queue_order(s, limit=self.limit)
+        for pos, (job_id, account_id) in enumerate(order, start=1):
+            if account_id in listening:
+                self.bus.publish(
+                    Event(job_id=job_id, account_id=account_id, type="queued", queue_position=pos)
+                )
 
 
 def claim_next(db: Database, *, lease_s: float, candidates: int = 8) -> Claim | None:
@@ -107,23 +141,30 @@ def claim_next(db: Database, *, lease_s: float, candidates: int = 8) -> Claim | 
         # On PostgreSQL another process may take a candidate between our read and our
         # update; the conditional UPDATE notices and we move on to the next one.
         for job_id, account_id in rows:
-            token = secrets.token_hex(16)
-            t = now()
-            res = s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == QUEUED)
-                .values(
-                    status=RUNNING,
-                    attempts=Job.attempts + 1,
-                    attempt_token=token,
-                    lease_expires_at=t + lease_s,
-                    started_at=func.coalesce(Job.started_at, t),
-                )
-                .returning(Job.attempts)
-            ).first()
-            if res is not None:
-                return Claim(job_id=job_id, account_id=account_id, token=token, attempt=res[0])
+            if (claim := _take(s, job_id, account_id, lease_s)) is not None:
+                return claim
     return None
+
+
+def _take(s: Session, job_id: str, account_id: str, lease_s: float) -> Claim | None:
+    """Move one queued job to running under a fresh attempt token and lease."""
+    token, t = secrets.token_hex(16), now()
+    res = s.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == QUEUED)
+        .values(
+            status=RUNNING,
+            attempts=Job.attempts + 1,
+            attempt_token=token,
+            lease_expires_at=t + lease_s,
+            started_at=func.coalesce(Job.started_at, t),
+        )
+        .returning(Job.attempts)
+    ).first()
+    if res is None:
+        return None
+    s.execute(update(Account).where(Account.id == account_id).values(last_served_at=t))
+    return Claim(job_id=job_id, account_id=account_id, token=token, attempt=res[0])
 
 
 def claim_batch_mates(
@@ -149,21 +190,8 @@ def claim_batch_mates(
                 break
             if not matches(params):
                 continue
-            token, t = secrets.token_hex(16), now()
-            res = s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == QUEUED)
-                .values(
-                    status=RUNNING,
-                    attempts=Job.attempts + 1,
-                    attempt_token=token,
-                    lease_expires_at=t + lease_s,
-                    started_at=func.coalesce(Job.started_at, t),
-                )
-                .returning(Job.attempts)
-            ).first()
-            if res is not None:
-                claims.append(Claim(job_id, account_id, token, res[0]))
+            if (claim := _take(s, job_id, account_id, lease_s)) is not None:
+                claims.append(claim)
     return claims
 
 

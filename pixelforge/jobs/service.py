@@ -23,7 +23,6 @@ from pixelforge.jobs.queue import (
     CANCELED,
     QUEUED,
     RUNNING,
-    publish_queue_positions,
     queue_order,
     queue_position,
 )
@@ -57,6 +56,7 @@ class JobService:
         max_attempts: int,
         wake: Callable[[], None] = lambda: None,
         on_cancel: Callable[[str], None] = lambda _job_id: None,
+        notify_positions: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -64,6 +64,7 @@ class JobService:
         self.max_attempts = max_attempts
         self.wake = wake
         self.on_cancel = on_cancel
+        self.notify_positions = notify_positions
 
     def validate_params(self, pipeline_name: str, raw: dict[str, Any]) -> BaseModel:
         pipeline = self.registry.get(pipeline_name)
@@ -151,8 +152,16 @@ class JobService:
                     return prior
             raise
         self.wake()
-        self.bus.publish(Event(job_id=job.id, account_id=account_id, type="queued"))
-        publish_queue_positions(self.db, self.bus)
+        if self.bus.has_subscribers(account_id):
+            self.bus.publish(
+                Event(
+                    job_id=job.id,
+                    account_id=account_id,
+                    type="queued",
+                    queue_position=self.position(job),
+                )
+            )
+        self.notify_positions()
         return Submitted(job=job, created=True)
 
     def get(self, *, account_id: str, job_id: str) -> Job:

@@ -27,10 +27,10 @@ from pixelforge.jobs.queue import (
     RUNNING,
     SUCCEEDED,
     Claim,
+    PositionNotifier,
     claim_batch_mates,
     claim_next,
     extend_leases,
-    publish_queue_positions,
     recover_expired,
 )
 from pixelforge.media.service import MediaService
@@ -198,6 +198,7 @@ class Runner:
     ) -> None:
         self.db = db
         self.max_batch = max_batch
+        self.positions = PositionNotifier(db, bus)
         self.lease_s = lease_s
         self._running: dict[str, str] = {}  # job id -> attempt token, for the heartbeat
         self._lock = threading.Lock()
@@ -459,7 +460,7 @@ class WorkerPool:
                 self._wake.clear()
                 continue
             try:
-                publish_queue_positions(self.runner.db, self.runner.bus)
+                self.runner.positions()
                 self.runner.run_job(claim)
             except Exception:
                 log.exception("job %s: recording its outcome failed", claim.job_id)

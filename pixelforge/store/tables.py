@@ -35,6 +35,8 @@ class Account(Base):
     # Default for this account's jobs: refuse explicit outputs (NSFW gate).
     block_explicit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[float] = mapped_column(Float)
+    # When a worker last took one of this account's jobs: the fair queue's tie-breaker.
+    last_served_at: Mapped[float | None] = mapped_column(Float)
 
 
 class ApiKey(Base):

@@ -170,6 +170,8 @@ def test_account_event_stream_sees_queue_changes_and_completion(tmp_path: Path) 
                     for _ in range(2)
                 ]
                 # Start a worker now: the second job moves from position 2 to 1, then both end.
+                # (Updates are throttled to one per 0.25 s; unthrottled here to see each.)
+                srv.services.runner.positions.interval_s = 0.0
                 srv.services.pool.workers = 1
                 srv.services.pool.start()
                 seen: list[dict[str, Any]] = []
