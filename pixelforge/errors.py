@@ -14,6 +14,11 @@ class ErrorCode(StrEnum):
     error_upload = "error_upload"
     error_inference = "error_inference"
     error_no_face = "error_no_face"
+    error_multiple_people = "error_multiple_people"
+    error_large_face_angle = "error_large_face_angle"
+    error_no_shoulder = "error_no_shoulder"
+    error_pose = "error_pose"
+    error_face_parsing = "error_face_parsing"
     error_nsfw_content_detected = "error_nsfw_content_detected"
     # Ours
     unauthorized = "unauthorized"
@@ -43,6 +48,12 @@ _STATUS = {
     ErrorCode.image_too_large: 400,
     ErrorCode.url_not_allowed: 400,
     ErrorCode.unknown_pipeline: 400,
+    ErrorCode.error_no_face: 400,
+    ErrorCode.error_multiple_people: 400,
+    ErrorCode.error_large_face_angle: 400,
+    ErrorCode.error_no_shoulder: 400,
+    ErrorCode.error_pose: 400,
+    ErrorCode.error_face_parsing: 400,
     ErrorCode.unauthorized: 401,
     ErrorCode.insufficient_credits: 402,
     ErrorCode.forbidden: 403,
