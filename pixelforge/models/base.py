@@ -48,6 +48,9 @@ class ModelProvider(Protocol):
         """The named profile (or the default for `task`); invalid_parameter if it cannot
         serve the task, model_unavailable (naming `pixelforge models pull`) if not on disk."""
 
-    def load(self, model_id: str, *, task: str) -> AbstractContextManager[Any]:
+    def load(
+        self, model_id: str, *, task: str, fast_decoder: bool = False
+    ) -> AbstractContextManager[Any]:
         """A ready diffusers pipeline for `task`, kept resident (never evicted) while the
-        `with` block runs."""
+        `with` block runs. `fast_decoder` swaps in the profile's tiny VAE (TAESD) when it is
+        on disk."""

@@ -58,6 +58,11 @@ class GenerationParams(BaseModel):
     loras: list[LoraRef] = Field(default_factory=list, max_length=4)
     output_format: Literal["png", "jpg", "webp"] = "png"
     preview_every: int = Field(0, ge=0, le=50, description="a preview image every N steps")
+    fast_decode: bool = Field(
+        False,
+        description="decode with the model's tiny VAE (TAESD) when pulled: much faster, "
+        "slightly softer; ignored when it is not on disk",
+    )
 
 
 def resolve_size(

@@ -66,7 +66,9 @@ class ImageToImagePipeline:
 
         # 2. Denoise from the noised source
         with (
-            ctx.models.load(profile.id, task=IMAGE_TO_IMAGE) as pipe,
+            ctx.models.load(
+                profile.id, task=IMAGE_TO_IMAGE, fast_decoder=params.fast_decode
+            ) as pipe,
             loras_applied(pipe, ctx, params.loras),
         ):
             images = pipe(

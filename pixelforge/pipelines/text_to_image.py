@@ -52,6 +52,7 @@ class TextToImagePipeline:
             params.aspect_ratio,
             params.steps,
             params.guidance,
+            params.fast_decode,
         )
 
     def run_batch(
@@ -73,7 +74,8 @@ class TextToImagePipeline:
         guidance = profile.default_guidance if first.guidance is None else first.guidance
 
         # 2. Denoise all prompts together, one generator (seed) per job
-        with ctx0.models.load(profile.id, task=TEXT_TO_IMAGE) as pipe:
+        loaded = ctx0.models.load(profile.id, task=TEXT_TO_IMAGE, fast_decoder=first.fast_decode)
+        with loaded as pipe:
             images = pipe(
                 prompt=[p for p, _, _ in styled],
                 negative_prompt=[n for _, n, _ in styled],
@@ -123,7 +125,9 @@ class TextToImagePipeline:
 
         # 2. Denoise
         with (
-            ctx.models.load(profile.id, task=TEXT_TO_IMAGE) as pipe,
+            ctx.models.load(
+                profile.id, task=TEXT_TO_IMAGE, fast_decoder=params.fast_decode
+            ) as pipe,
             loras_applied(pipe, ctx, params.loras),
         ):
             images = pipe(
