@@ -46,15 +46,24 @@ class EditPipeline:
         steps = params.steps or profile.default_steps
         guidance = profile.default_guidance if params.guidance is None else params.guidance
 
-        # 2. Denoise conditioned on the image and the instruction
+        # 2. Denoise conditioned on the image and the instruction. The edit families name
+        # their guidance knobs differently: pix2pix has a separate image guidance, Qwen's
+        # true CFG takes a negative prompt, Kontext has neither.
+        family_args: dict[str, Any] = {}
+        if profile.family == "instruct-pix2pix":
+            family_args = {
+                "image_guidance_scale": params.image_guidance,
+                "negative_prompt": negative or None,
+            }
+        elif profile.family == "qwen-image-edit":
+            family_args = {"true_cfg_scale": guidance, "negative_prompt": negative or " "}
         with ctx.models.load(profile.id, task=EDIT) as pipe, loras_applied(pipe, ctx, params.loras):
             images = pipe(
                 prompt=prompt,
-                negative_prompt=negative or None,
                 image=image,
                 num_inference_steps=steps,
                 guidance_scale=guidance,
-                image_guidance_scale=params.image_guidance,
+                **family_args,
                 num_images_per_prompt=params.num_images,
                 generator=generators(ctx.seed, params.num_images),
                 callback_on_step_end=step_callback(ctx, params.preview_every),
