@@ -50,12 +50,13 @@ class EditPipeline:
         # their guidance knobs differently: pix2pix has a separate image guidance, Qwen's
         # true CFG takes a negative prompt, Kontext has neither.
         family_args: dict[str, Any] = {}
-        if profile.family == "instruct-pix2pix":
+        family = profile.family.removeprefix("tiny-")
+        if family == "instruct-pix2pix":
             family_args = {
                 "image_guidance_scale": params.image_guidance,
                 "negative_prompt": negative or None,
             }
-        elif profile.family == "qwen-image-edit":
+        elif family == "qwen-image-edit":
             family_args = {"true_cfg_scale": guidance, "negative_prompt": negative or " "}
         with ctx.models.load(profile.id, task=EDIT) as pipe, loras_applied(pipe, ctx, params.loras):
             images = pipe(
