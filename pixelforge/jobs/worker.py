@@ -70,7 +70,8 @@ class JobRunContext:
         self.models = runner.models
         self.catalog = runner.catalog
         self.outputs: list[Media] = []
-        self._last_db = 0.0
+        # The row already says "running"; the first progress write can wait its interval.
+        self._last_db = time.monotonic()
         self._canceled = False
 
     # -- progress and cancel -------------------------------------------------------------

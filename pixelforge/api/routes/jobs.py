@@ -57,8 +57,14 @@ async def wait_for_terminal(services: Services, job: Job, wait_s: float) -> Job:
             left = deadline - time.monotonic()
             if job.status in TERMINAL or left <= 0:
                 return job
-            # Re-read at least every second: a separate worker process publishes elsewhere.
-            await sub.get(min(left, 1.0))
+            # Sleep through progress events (re-reading the row for each would compete with
+            # the worker); wake for the final one, or re-read every second in case a worker
+            # in another process finished it.
+            wake_at = time.monotonic() + min(left, 1.0)
+            while (remaining := wake_at - time.monotonic()) > 0:
+                ev = await sub.get(remaining)
+                if ev is None or ev.terminal:
+                    break
     finally:
         sub.close()
 
