@@ -218,7 +218,7 @@ def _controlnet() -> Any:
     torch.manual_seed(SEED)
     # Matches tiny-sd's UNet; two conditioning stages downsample the pose image 2x, like
     # tiny-sd's VAE, so control features line up with the latents.
-    return _lib("diffusers").ControlNetModel(
+    net = _lib("diffusers").ControlNetModel(
         block_out_channels=(32, 64),
         layers_per_block=2,
         in_channels=4,
@@ -226,6 +226,17 @@ def _controlnet() -> Any:
         cross_attention_dim=32,
         conditioning_embedding_out_channels=(16, 32),
     )
+    # A fresh ControlNet's output convs are zero (it starts as a no-op, to be trained); random
+    # ones make the tiny model actually follow its conditioning image, so tests can see it.
+    with torch.no_grad():
+        for conv in (
+            net.controlnet_cond_embedding.conv_out,
+            *net.controlnet_down_blocks,
+            net.controlnet_mid_block,
+        ):
+            torch.nn.init.normal_(conv.weight)
+            torch.nn.init.zeros_(conv.bias)
+    return net
 
 
 def _svd_pipeline() -> Any:

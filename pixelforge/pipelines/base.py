@@ -113,10 +113,12 @@ class PipelineRegistry:
 def default_registry() -> PipelineRegistry:
     """The pipelines that ship with PixelForge."""
     from pixelforge.pipelines.convert import ConvertPipeline
+    from pixelforge.pipelines.detect_nsfw import DetectNsfwPipeline
     from pixelforge.pipelines.edit import EditPipeline
     from pixelforge.pipelines.image_to_image import ImageToImagePipeline
     from pixelforge.pipelines.image_to_video import ImageToVideoPipeline
     from pixelforge.pipelines.inpaint import InpaintPipeline, OutpaintPipeline
+    from pixelforge.pipelines.pose_transfer import PoseTransferPipeline
     from pixelforge.pipelines.text_to_image import TextToImagePipeline
     from pixelforge.pipelines.upscale import UpscalePipeline
 
@@ -130,5 +132,7 @@ def default_registry() -> PipelineRegistry:
             OutpaintPipeline(),
             EditPipeline(),
             ImageToVideoPipeline(),
+            PoseTransferPipeline(),
+            DetectNsfwPipeline(),
         ]
     )
