@@ -12,6 +12,7 @@ from pixelforge.api.errors import install_error_handlers
 from pixelforge.api.middleware import LimitsMiddleware
 from pixelforge.api.routes import (
     admin,
+    analyze,
     auth,
     catalog,
     events,
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     install_error_handlers(app)
     app.add_middleware(LimitsMiddleware)
-    for module in (auth, me, admin, jobs, media, pipelines, catalog, models, events):
+    for module in (auth, me, admin, jobs, media, pipelines, catalog, models, analyze, events):
         app.include_router(module.router)
 
     @app.get(

@@ -142,19 +142,26 @@ class JobRunContext:
     def load_image(self, ref: str) -> Image.Image:
         media = self._runner.media
         row = media.get(account_id=self._account_id, media_id=ref)
-        return open_image(media.read_bytes(row))
+        img = open_image(media.read_bytes(row))
+        self._check_explicit(img, "an input image")
+        return img
 
     def save_image(self, img: Image.Image, *, format: str = "png", quality: int = 95) -> str:
-        if self._block_explicit:
-            explicit, labels = self._runner.nsfw.is_explicit(img)
-            if explicit:
-                raise PixelForgeError(
-                    ErrorCode.error_nsfw_content_detected,
-                    f"the result was blocked: explicit content detected ({', '.join(labels)}); "
-                    "nothing was charged",
-                )
+        self._check_explicit(img, "the result")
         data, content_type = encode_image(img, fmt=format, quality=quality)
         return self._save(data, content_type, img.width, img.height)
+
+    def _check_explicit(self, img: Image.Image, what: str) -> None:
+        """The NSFW gate, on inputs and outputs, when the job asked for block_explicit."""
+        if not self._block_explicit:
+            return
+        explicit, labels = self._runner.nsfw.is_explicit(img)
+        if explicit:
+            raise PixelForgeError(
+                ErrorCode.error_nsfw_content_detected,
+                f"{what} was blocked: explicit content detected ({', '.join(labels)}); "
+                "nothing was charged",
+            )
 
     def save_video(self, path: Path, *, content_type: str = "video/mp4") -> str:
         return self._save(path.read_bytes(), content_type, None, None)

@@ -115,11 +115,14 @@ def default_registry() -> PipelineRegistry:
     from pixelforge.pipelines.convert import ConvertPipeline
     from pixelforge.pipelines.detect_nsfw import DetectNsfwPipeline
     from pixelforge.pipelines.edit import EditPipeline
+    from pixelforge.pipelines.face_swap import FaceSwapPipeline
     from pixelforge.pipelines.image_to_image import ImageToImagePipeline
     from pixelforge.pipelines.image_to_video import ImageToVideoPipeline
     from pixelforge.pipelines.inpaint import InpaintPipeline, OutpaintPipeline
     from pixelforge.pipelines.pose_transfer import PoseTransferPipeline
+    from pixelforge.pipelines.refine_skin import RefineSkinPipeline
     from pixelforge.pipelines.text_to_image import TextToImagePipeline
+    from pixelforge.pipelines.transfer_makeup import TransferMakeupPipeline
     from pixelforge.pipelines.upscale import UpscalePipeline
 
     return PipelineRegistry(
@@ -134,5 +137,8 @@ def default_registry() -> PipelineRegistry:
             ImageToVideoPipeline(),
             PoseTransferPipeline(),
             DetectNsfwPipeline(),
+            FaceSwapPipeline(),
+            RefineSkinPipeline(),
+            TransferMakeupPipeline(),
         ]
     )

@@ -30,6 +30,8 @@ def test_block_explicit_fails_the_job_uncharged(tmp_path: Path) -> None:
             assert blocked["status"] == "failed", blocked
             assert blocked["error"]["code"] == "error_nsfw_content_detected"
             assert "FACE_FEMALE" in blocked["error"]["message"] and blocked["outputs"] == []
+            # The gate looks at inputs too: the photo itself was refused before any work.
+            assert blocked["error"]["message"].startswith("an input image was blocked")
 
             # The account default applies when the request says nothing.
             srv.services.accounts.update(account_id, block_explicit=True)
