@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, Protocol, get_args, runtime_checkable
 
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -29,7 +29,12 @@ def media_refs(params: BaseModel) -> list[str]:
     """The media ids a params object refers to (fields typed `MediaRef`)."""
     refs: list[str] = []
     for name, info in type(params).model_fields.items():
-        if any(m is MEDIA_REF for m in info.metadata):
+        # `MediaRef` directly, or inside an optional (`MediaRef | None`).
+        marked = any(m is MEDIA_REF for m in info.metadata) or any(
+            any(m is MEDIA_REF for m in getattr(arg, "__metadata__", ()))
+            for arg in get_args(info.annotation)
+        )
+        if marked:
             value = getattr(params, name)
             if isinstance(value, str):
                 refs.append(value)
@@ -112,15 +117,25 @@ class PipelineRegistry:
 
 def default_registry() -> PipelineRegistry:
     """The pipelines that ship with PixelForge."""
+    from pixelforge.pipelines.background import (
+        BlurBackgroundPipeline,
+        RemoveBackgroundPipeline,
+        ReplaceBackgroundPipeline,
+    )
+    from pixelforge.pipelines.colorize import ColorizePipeline
     from pixelforge.pipelines.convert import ConvertPipeline
+    from pixelforge.pipelines.correct_color import CorrectColorPipeline, RelightPipeline
     from pixelforge.pipelines.detect_nsfw import DetectNsfwPipeline
     from pixelforge.pipelines.edit import EditPipeline
+    from pixelforge.pipelines.enhance import EnhancePipeline
     from pixelforge.pipelines.face_swap import FaceSwapPipeline
     from pixelforge.pipelines.image_to_image import ImageToImagePipeline
     from pixelforge.pipelines.image_to_video import ImageToVideoPipeline
     from pixelforge.pipelines.inpaint import InpaintPipeline, OutpaintPipeline
     from pixelforge.pipelines.pose_transfer import PoseTransferPipeline
     from pixelforge.pipelines.refine_skin import RefineSkinPipeline
+    from pixelforge.pipelines.remove_object import RemoveObjectPipeline
+    from pixelforge.pipelines.stylize import StylizePipeline
     from pixelforge.pipelines.text_to_image import TextToImagePipeline
     from pixelforge.pipelines.transfer_makeup import TransferMakeupPipeline
     from pixelforge.pipelines.upscale import UpscalePipeline
@@ -140,5 +155,14 @@ def default_registry() -> PipelineRegistry:
             FaceSwapPipeline(),
             RefineSkinPipeline(),
             TransferMakeupPipeline(),
+            RemoveBackgroundPipeline(),
+            BlurBackgroundPipeline(),
+            ReplaceBackgroundPipeline(),
+            RemoveObjectPipeline(),
+            ColorizePipeline(),
+            CorrectColorPipeline(),
+            RelightPipeline(),
+            StylizePipeline(),
+            EnhancePipeline(),
         ]
     )

@@ -420,3 +420,16 @@ def test_bad_tokens_are_refused(server: LiveServer) -> None:
         r = anon.get("/v1/me", headers={"Authorization": f"Bearer {expired}"})
         assert "expired" in r.json()["error"]["message"]
     assert ws_refused(server, f"/v1/events?token={expired}").response.status_code == 401
+
+
+def test_optional_media_fields_are_owner_checked_at_submit(server: LiveServer) -> None:
+    """`MediaRef | None` params (e.g. a background image) are checked like required ones."""
+    _, key_a = server.account()
+    _, key_b = server.account()
+    with server.client(key_a) as a:
+        theirs = server.upload(a, png_bytes(data.astronaut()[:64, :64]))["id"]
+    with server.client(key_b) as b:
+        mine = server.upload(b, png_bytes(data.astronaut()[:64, :64]))["id"]
+        params = {"image": mine, "background_image": theirs}
+        r = b.post("/v1/jobs", json={"pipeline": "replace_background", "params": params})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
