@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
 # Perfect's documented limit for these effects; it also bounds a job's memory (~2 GB).
-MAX_SIDE = 4096
 _MODELS: dict[str, Literal[0, 1]] = {"general": 0, "landscape": 1}
 NO_PERSON = (
     "image: no person found; background removal, blur and replacement work on photos of "
@@ -323,12 +323,3 @@ def _result(alpha: Array, fmt: str) -> dict[str, Any]:
         "format": fmt,
         "person_fraction": round(float(np.mean(alpha > 0.5)), 4),
     }
-
-
-def _check_side(img: Image.Image, what: str = "image") -> None:
-    if max(img.size) > MAX_SIDE:
-        raise PixelForgeError(
-            ErrorCode.invalid_parameter,
-            f"{what}: {img.width}x{img.height} is over {MAX_SIDE} px on its longest side; "
-            f"downscale it first (e.g. the convert pipeline with max_side {MAX_SIDE})",
-        )

@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
 # Perfect's documented limit for these effects; it also bounds a job's memory (~2 GB).
-MAX_SIDE = 4096
 NEEDS_GUIDANCE = (
     "the bundled colouriser is classical and needs guidance: give a colour reference photo "
     "(reference) whose colours it transfers by matching brightness and texture, and/or "
@@ -284,12 +284,3 @@ def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
     w, h = size
     s = min(1.0, side / max(w, h))
     return max(1, round(w * s)), max(1, round(h * s))
-
-
-def _check_side(img: Image.Image, what: str = "image") -> None:
-    if max(img.size) > MAX_SIDE:
-        raise PixelForgeError(
-            ErrorCode.invalid_parameter,
-            f"{what}: {img.width}x{img.height} is over {MAX_SIDE} px on its longest side; "
-            f"downscale it first (e.g. the convert pipeline with max_side {MAX_SIDE})",
-        )

@@ -8,12 +8,11 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
 # Perfect's documented limit for these effects; it also bounds a job's memory (~2 GB).
-MAX_SIDE = 4096
 _LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)  # Rec. 709 / sRGB primaries
 
 
@@ -256,12 +255,3 @@ def _image(rgb: Array, src: Image.Image, fmt: str) -> Image.Image:
         return flat
     img.putalpha(src.getchannel("A"))
     return img
-
-
-def _check_side(img: Image.Image, what: str = "image") -> None:
-    if max(img.size) > MAX_SIDE:
-        raise PixelForgeError(
-            ErrorCode.invalid_parameter,
-            f"{what}: {img.width}x{img.height} is over {MAX_SIDE} px on its longest side; "
-            f"downscale it first (e.g. the convert pipeline with max_side {MAX_SIDE})",
-        )

@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
 # Perfect's documented limit for these effects; it also bounds a job's memory (~2 GB).
-MAX_SIDE = 4096
 # OpenCV's fast-marching fill grows a smear into a large hole; past this share of the
 # image the result is not worth a credit, so the job is refused before any work.
 MAX_MASK_FRACTION = 0.5
@@ -152,12 +152,3 @@ def _read_mask(mask: Image.Image, size: tuple[int, int]) -> Array:
             "filled from the surroundings (is the mask inverted? white = remove)",
         )
     return hole
-
-
-def _check_side(img: Image.Image, what: str = "image") -> None:
-    if max(img.size) > MAX_SIDE:
-        raise PixelForgeError(
-            ErrorCode.invalid_parameter,
-            f"{what}: {img.width}x{img.height} is over {MAX_SIDE} px on its longest side; "
-            f"downscale it first (e.g. the convert pipeline with max_side {MAX_SIDE})",
-        )

@@ -9,12 +9,11 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
 # Perfect's documented limit for these effects; it also bounds a job's memory (~2 GB).
-MAX_SIDE = 4096
 FilterName = Literal[
     "comic", "cartoon", "pencil_sketch", "line_art", "pixel_art", "oil", "watercolor"
 ]
@@ -249,12 +248,3 @@ def _saturate(rgb: Array, factor: float) -> Array:
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV).astype(np.float32)
     hsv[..., 1] = np.clip(hsv[..., 1] * factor, 0, 255)
     return np.asarray(cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB))
-
-
-def _check_side(img: Image.Image, what: str = "image") -> None:
-    if max(img.size) > MAX_SIDE:
-        raise PixelForgeError(
-            ErrorCode.invalid_parameter,
-            f"{what}: {img.width}x{img.height} is over {MAX_SIDE} px on its longest side; "
-            f"downscale it first (e.g. the convert pipeline with max_side {MAX_SIDE})",
-        )
