@@ -165,8 +165,8 @@ def bench_upscale(side: int, tile: int, pairs: int, threads: int) -> dict[str, f
     img = square("astronaut", side)
     ctx = BenchContext(threads=threads, media={"img": img})
     params = upscale.UpscaleParams(image="img", scale=2, tile=tile)
-    stem, native = upscale._MODEL_FILES[("realesr-animevideov3", 2)]
-    net = upscale._load_net(stem, threads)  # the pipeline's own cached net, same options
+    stem, native = upscale.MODEL_FILES[("realesr-animevideov3", 2)]
+    net = upscale.load_net(stem, threads)  # the pipeline's own cached net, same options
     pipeline = UpscalePipeline()
     pipeline.run(params, ctx)  # warm-up
     tiles = ctx.steps

