@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, Field
@@ -13,9 +13,13 @@ from pixelforge.store.tables import LoraTemplateRow, Style, StyleGroup
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
-TaskQuery = Query("text_to_image", max_length=64, description="the task the styles are for")
-PageSize = Query(20, ge=1, le=100, description="results per page")
-StartingToken = Query(None, max_length=100, description="next_token of the previous page")
+# Annotated aliases, not shared Query(...) defaults: FastAPI fills in a FieldInfo per route,
+# and one instance reused as the default of several routes is mutated by each of them.
+TaskQuery = Annotated[str, Query(max_length=64, description="the task the styles are for")]
+PageSize = Annotated[int, Query(ge=1, le=100, description="results per page")]
+StartingToken = Annotated[
+    str | None, Query(max_length=100, description="next_token of the previous page")
+]
 
 
 class StyleGroupOut(BaseModel):
@@ -126,9 +130,9 @@ def _lora(row: LoraTemplateRow) -> LoraOut:
 def list_groups(
     _: CurrentAccount,
     services: ServicesDep,
-    task: str = TaskQuery,
-    page_size: int = PageSize,
-    starting_token: str | None = StartingToken,
+    task: TaskQuery = "text_to_image",
+    page_size: PageSize = 20,
+    starting_token: StartingToken = None,
 ) -> GroupPage:
     page = services.catalog.groups(task=task, page_size=page_size, token=starting_token)
     return GroupPage(data=[_group(g) for g in page.items], next_token=page.next_token)
@@ -138,10 +142,10 @@ def list_groups(
 def list_styles(
     _: CurrentAccount,
     services: ServicesDep,
-    task: str = TaskQuery,
-    style_group_id: int | None = Query(None, examples=[2]),
-    page_size: int = PageSize,
-    starting_token: str | None = StartingToken,
+    task: TaskQuery = "text_to_image",
+    style_group_id: Annotated[int | None, Query(examples=[2])] = None,
+    page_size: PageSize = 20,
+    starting_token: StartingToken = None,
 ) -> StylePage:
     page = services.catalog.styles(
         task=task, group_id=style_group_id, page_size=page_size, token=starting_token
@@ -153,9 +157,11 @@ def list_styles(
 def list_loras(
     _: CurrentAccount,
     services: ServicesDep,
-    type: str | None = Query(None, pattern="^(IMAGE|IMAGE_EDIT|VIDEO)$", examples=["IMAGE"]),
-    page_size: int = PageSize,
-    starting_token: str | None = StartingToken,
+    type: Annotated[
+        str | None, Query(pattern="^(IMAGE|IMAGE_EDIT|VIDEO)$", examples=["IMAGE"])
+    ] = None,
+    page_size: PageSize = 20,
+    starting_token: StartingToken = None,
 ) -> LoraPage:
     rows, nxt = services.catalog.loras(type=type, page_size=page_size, token=starting_token)
     return LoraPage(data=[_lora(r) for r in rows], next_token=nxt)

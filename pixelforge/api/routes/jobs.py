@@ -126,9 +126,9 @@ def list_jobs(
     request: Request,
     account: CurrentAccount,
     services: ServicesDep,
-    status: str | None = Query(None, description="|".join(_STATUSES)),
-    limit: int = Query(20, ge=1, le=100),
-    cursor: str | None = Query(None, description="next_cursor from the previous page"),
+    status: Annotated[str | None, Query(description="|".join(_STATUSES))] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor from the previous page")] = None,
 ) -> JobList:
     if status is not None and status not in _STATUSES:
         raise PixelForgeError(
