@@ -43,6 +43,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = services or build_services(settings)
         app.state.services = built
+        # FastAPI prepares included routers' routes lazily, on the first request that reaches
+        # them; doing it once here keeps that work out of concurrent first requests.
+        for route in app.router.routes:
+            prepare = getattr(route, "effective_candidates", None)
+            if callable(prepare):
+                prepare()
         built.start()
         try:
             yield
