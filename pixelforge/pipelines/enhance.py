@@ -16,7 +16,6 @@ from pixelforge.pipelines.upscale import (
     COST,
     MODEL_FILES,
     ModelName,
-    UpscaleParams,
     check_size,
     flatten_on_white,
     load_net,
@@ -96,8 +95,7 @@ class EnhancePipeline:
         src = ctx.load_image(params.image)
         rgb, alpha = split_alpha(src)
         stem, native = MODEL_FILES[(params.model, 1)]
-        limits = UpscaleParams(image=params.image, scale=1, model=params.model, tile=params.tile)
-        check_size(rgb.size, native=native, params=limits)
+        check_size(rgb.size, native=native, model=params.model, scale=1)
         threads = ctx.threads if ctx.threads > 0 else (os.cpu_count() or 1)
         net = load_net(stem, threads)
 

@@ -101,7 +101,7 @@ class UpscalePipeline:
         src = ctx.load_image(params.image)
         rgb, alpha = split_alpha(src)
         stem, native = MODEL_FILES[(params.model, params.scale)]
-        check_size(rgb.size, native=native, params=params)
+        check_size(rgb.size, native=native, model=params.model, scale=params.scale)
         threads = ctx.threads if ctx.threads > 0 else (os.cpu_count() or 1)
         net = load_net(stem, threads)
 
@@ -229,15 +229,15 @@ def upscale_tiled(
     return Image.fromarray(out)
 
 
-def check_size(size: tuple[int, int], *, native: int, params: UpscaleParams) -> None:
+def check_size(size: tuple[int, int], *, native: int, model: str, scale: int) -> None:
     w, h = size
     if w * h * native * native > MAX_OUTPUT_PIXELS:
         max_mp = MAX_OUTPUT_PIXELS / native**2 / 1e6
         side = int((MAX_OUTPUT_PIXELS / native**2) ** 0.5)
         raise PixelForgeError(
             ErrorCode.invalid_parameter,
-            f"image is {w}x{h} ({w * h / 1e6:.1f} MP); scale {params.scale} with "
-            f"{params.model} (which runs at x{native}) accepts at most {max_mp:.1f} MP, "
+            f"image is {w}x{h} ({w * h / 1e6:.1f} MP); scale {scale} with "
+            f"{model} (which runs at x{native}) accepts at most {max_mp:.1f} MP, "
             f"e.g. {side}x{side}; downscale the image first or choose a smaller scale",
         )
     if max(w, h) * native > MAX_OUTPUT_SIDE:
@@ -245,7 +245,7 @@ def check_size(size: tuple[int, int], *, native: int, params: UpscaleParams) -> 
             ErrorCode.invalid_parameter,
             f"image is {w}x{h}; at x{native} its longest side would exceed {MAX_OUTPUT_SIDE} px, "
             f"so at most {MAX_OUTPUT_SIDE // native} px per side is accepted for scale "
-            f"{params.scale} with {params.model}",
+            f"{scale} with {model}",
         )
 
 
