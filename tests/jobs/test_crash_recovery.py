@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -64,6 +65,30 @@ def wait_until_running(srv: LiveServer, key: str, job_id: str, timeout: float = 
     raise TimeoutError("job never got going")
 
 
+def kill_worker_mid_job(srv: LiveServer, key: str, job_id: str, data_dir: Path) -> None:
+    """Start a worker, let it get into the job, then SIGKILL it."""
+    worker = start_worker(data_dir)
+    try:
+        wait_until_running(srv, key, job_id)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        worker.kill()
+
+
+def finish_with_new_worker(
+    srv: LiveServer, key: str, job_id: str, *, timeout: float = 120
+) -> dict[str, Any]:
+    """A fresh worker (its housekeeping notices the lost lease); the job's final state."""
+    worker = start_worker(srv.settings.data_dir)
+    try:
+        with srv.client(key) as c:
+            return srv.wait_job(c, job_id, timeout=timeout)
+    finally:
+        worker.terminate()
+        worker.wait(15)
+
+
 def ledger_kinds(srv: LiveServer, job_id: str) -> list[str]:
     with srv.services.db.read() as s:
         q = select(LedgerEntry.kind).where(LedgerEntry.job_id == job_id)
@@ -76,21 +101,8 @@ def test_killed_worker_job_completes_once_charged_once(tmp_path: Path) -> None:
         _, key = srv.account(credits=5)
         job_id = slow_job(srv, key)
 
-        first = start_worker(settings.data_dir)
-        try:
-            wait_until_running(srv, key, job_id)
-            first.send_signal(signal.SIGKILL)
-            first.wait(10)
-        finally:
-            first.kill()
-
-        second = start_worker(settings.data_dir)
-        try:
-            with srv.client(key) as c:
-                job = srv.wait_job(c, job_id, timeout=120)
-        finally:
-            second.terminate()
-            second.wait(15)
+        kill_worker_mid_job(srv, key, job_id, settings.data_dir)
+        job = finish_with_new_worker(srv, key, job_id)
 
         assert job["status"] == "succeeded", job
         assert job["attempts"] == 2
@@ -114,21 +126,8 @@ def test_worker_lost_too_often_fails_and_voids(tmp_path: Path) -> None:
         # single lost worker is already one too many.
         with srv.services.db.write() as s:
             s.execute(update(Job).where(Job.id == job_id).values(max_attempts=1))
-        worker = start_worker(settings.data_dir)
-        try:
-            wait_until_running(srv, key, job_id)
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-        finally:
-            worker.kill()
-        # Recovery runs in any worker process's housekeeping; start one to notice the loss.
-        reaper = start_worker(settings.data_dir)
-        try:
-            with srv.client(key) as c:
-                job = srv.wait_job(c, job_id, timeout=60)
-        finally:
-            reaper.terminate()
-            reaper.wait(15)
+        kill_worker_mid_job(srv, key, job_id, settings.data_dir)
+        job = finish_with_new_worker(srv, key, job_id, timeout=60)
         assert job["status"] == "failed"
         assert job["error"]["code"] == "worker_lost"
         assert ledger_kinds(srv, job_id) == ["hold", "void"]
