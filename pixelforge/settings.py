@@ -82,6 +82,19 @@ class Settings(BaseSettings):
     # Blocking mode
     max_wait_s: float = 60.0
 
+    # Dialects (foreign APIs mounted beside the native one; see docs/dialects/)
+    dialects: list[str] = Field(
+        default_factory=lambda: ["aiart", "eventstation", "perfect", "aliveai", "openai"]
+    )
+    aiart_require_key: bool = False  # False: anonymous use, charged to the account below
+    aiart_anonymous_email: str = "anonymous@aiart.invalid"
+    aiart_anonymous_credits: int = 1000  # granted once when that account is created
+    perfect_private_key_path: Path | None = None  # default: data_dir/perfect_rsa.pem
+    perfect_token_ttl_s: int = 2 * 3600
+    perfect_timestamp_skew_s: float = 300.0  # id_token timestamps older/newer are refused
+    perfect_poll_timeout_s: float = 10.0  # a task not polled for this long is abandoned
+    aliveai_max_blocking_s: float = 40.0
+
     @field_validator("rate_limit_per_key", "rate_limit_per_ip")
     @classmethod
     def _check_rate(cls, v: str) -> str:

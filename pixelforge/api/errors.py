@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -25,8 +26,29 @@ _HTTP_CODES = {
 }
 
 
+ErrorFormat = Callable[[PixelForgeError], Response]
+
+
 def error_response(err: PixelForgeError) -> JSONResponse:
     return JSONResponse(err.to_dict(), status_code=err.status, headers=err.headers)
+
+
+def register_error_format(app: FastAPI, prefix: str, render: ErrorFormat) -> None:
+    """Errors on paths under `prefix` leave in a dialect's own shape (longest prefix wins)."""
+    formats: list[tuple[str, ErrorFormat]] = getattr(app.state, "error_formats", [])
+    formats.append((prefix.rstrip("/"), render))
+    formats.sort(key=lambda f: len(f[0]), reverse=True)
+    app.state.error_formats = formats
+
+
+def render_error(app: object, path: str, err: PixelForgeError) -> Response:
+    """The error in the shape of the API the path belongs to (native by default)."""
+    state = getattr(app, "state", None)
+    for prefix, render in getattr(state, "error_formats", ()):
+        if path == prefix or path.startswith(prefix + "/"):
+            response: Response = render(err)
+            return response
+    return error_response(err)
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -47,15 +69,16 @@ def allowed_methods(request: Request) -> list[str]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PixelForgeError)
-    async def _pf(_: Request, exc: PixelForgeError) -> JSONResponse:
-        return error_response(exc)
+    async def _pf(request: Request, exc: PixelForgeError) -> Response:
+        return render_error(app, request.url.path, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(PixelForgeError(ErrorCode.invalid_parameter, validation_message(exc)))
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        err = PixelForgeError(ErrorCode.invalid_parameter, validation_message(exc))
+        return render_error(app, request.url.path, err)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, ErrorCode.internal_error)
         message = exc.detail if isinstance(exc.detail, str) else code.value
         if exc.status_code == 404 and message == "Not Found":
@@ -63,15 +86,13 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request))
-        return error_response(
-            PixelForgeError(code, message, status=exc.status_code, headers=headers)
-        )
+        err = PixelForgeError(code, message, status=exc.status_code, headers=headers)
+        return render_error(app, request.url.path, err)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(
-            PixelForgeError(
-                ErrorCode.internal_error, "internal error; the server log has the details"
-            )
+        err = PixelForgeError(
+            ErrorCode.internal_error, "internal error; the server log has the details"
         )
+        return render_error(app, request.url.path, err)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from pixelforge import __version__
+from pixelforge import __version__, dialects
 from pixelforge.api.errors import install_error_handlers
 from pixelforge.api.middleware import LimitsMiddleware
 from pixelforge.api.routes import (
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             prepare = getattr(route, "effective_candidates", None)
             if callable(prepare):
                 prepare()
+        dialects.start(mounted, built)
         built.start()
         try:
             yield
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(LimitsMiddleware)
     for module in (auth, me, admin, jobs, media, pipelines, catalog, models, analyze, events):
         app.include_router(module.router)
+    mounted = dialects.mount(app, settings.dialects)
 
     @app.get(
         "/healthz",

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixelforge.accounts.ratelimit import MemoryRateLimiter
 from pixelforge.api.deps import rate_limited
+from pixelforge.api.errors import render_error
 from pixelforge.errors import PixelForgeError, too_large
 from pixelforge.services import Services
 
 _EXEMPT = ("/docs", "/redoc", "/openapi.json", "/healthz")
 
 
-async def _send_error(send: Send, err: PixelForgeError) -> None:
-    body = json.dumps(err.to_dict()).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
-    await send({"type": "http.response.start", "status": err.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _send_error(scope: Scope, receive: Receive, send: Send, err: PixelForgeError) -> None:
+    """The error in the shape of the API the path belongs to (a dialect's or the native)."""
+    response = render_error(scope.get("app"), scope.get("path", ""), err)
+    await response(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):
@@ -64,7 +61,7 @@ class LimitsMiddleware:
                     lambda: s.limiter.hit(f"ip:{ip}", limit=limit, window_s=window)
                 )
             if retry > 0 and scope["type"] == "http":
-                await _send_error(send, rate_limited(retry, "client address"))
+                await _send_error(scope, receive, send, rate_limited(retry, "client address"))
                 return
             if retry > 0:
                 await send({"type": "websocket.close", "code": 1008})
@@ -81,7 +78,7 @@ class LimitsMiddleware:
         too_big = too_large("the request body", max_body)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > max_body:
-                await _send_error(send, too_big)
+                await _send_error(scope, receive, send, too_big)
                 return
         seen = 0
         started = False
@@ -105,4 +102,4 @@ class LimitsMiddleware:
             await self.app(scope, counted_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _send_error(send, too_big)
+                await _send_error(scope, receive, send, too_big)

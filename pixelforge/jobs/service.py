@@ -84,6 +84,7 @@ class JobService:
         priority: int = 0,
         idempotency_key: str | None = None,
         block_explicit: bool = False,
+        poll_timeout_s: float | None = None,
     ) -> Submitted:
         model = self.validate_params(pipeline, params)
         clean = model.model_dump(mode="json")
@@ -140,6 +141,7 @@ class JobService:
                     max_attempts=self.max_attempts,
                     cancel_requested=False,
                     block_explicit=block_explicit,
+                    poll_timeout_s=poll_timeout_s,
                     created_at=now(),
                 )
                 s.add(job)

@@ -101,6 +101,10 @@ class Job(Base):
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float)
+    # Set for clients that must keep polling (Perfect's 10 s rule): a job not polled within
+    # poll_timeout_s of last_polled_at (or created_at) is abandoned: canceled, not charged.
+    poll_timeout_s: Mapped[float | None] = mapped_column(Float)
+    last_polled_at: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key", name="uq_jobs_account_idem"),

@@ -1,0 +1,105 @@
+"""The door from a dialect to the core: submit, wait, read results, ingest media.
+
+Everything here is a thin call into the core services (run off the event loop), so a dialect
+module holds only translation: its request shapes in, its response shapes out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+
+from pixelforge.api.routes.jobs import wait_for_terminal
+from pixelforge.api.schemas import base_url
+from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.jobs.service import Submitted
+from pixelforge.media.service import decode_base64
+from pixelforge.services import Services
+from pixelforge.store.tables import Account, Job, Media
+
+__all__ = [
+    "base_url",
+    "ingest_image",
+    "media_url",
+    "outputs",
+    "submit",
+    "wait",
+]
+
+
+async def submit(
+    services: Services,
+    account: Account,
+    pipeline: str,
+    params: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    block_explicit: bool | None = None,
+    priority: int = 0,
+    poll_timeout_s: float | None = None,
+) -> Submitted:
+    """Accept a core job for the account (validates params, holds credits, idempotent)."""
+    return await run_in_threadpool(
+        lambda: services.jobs.submit(
+            account_id=account.id,
+            pipeline=pipeline,
+            params=params,
+            priority=priority,
+            idempotency_key=idempotency_key,
+            block_explicit=account.block_explicit if block_explicit is None else block_explicit,
+            poll_timeout_s=poll_timeout_s,
+        )
+    )
+
+
+async def wait(services: Services, job: Job, wait_s: float) -> Job:
+    """The job once it has ended, or as it is after `wait_s` seconds."""
+    if wait_s <= 0:
+        return job
+    return await wait_for_terminal(services, job, wait_s)
+
+
+async def get_job(services: Services, account: Account, job_id: str) -> Job:
+    """The account's job (404 not_found for anyone else's)."""
+    return await run_in_threadpool(lambda: services.jobs.get(account_id=account.id, job_id=job_id))
+
+
+async def outputs(services: Services, job: Job) -> list[Media]:
+    """The result media of a succeeded job, in order (empty otherwise)."""
+    if job.status != "succeeded":
+        return []
+    return await run_in_threadpool(services.jobs.outputs, job.id)
+
+
+def media_url(services: Services, conn: HTTPConnection, row: Media) -> str:
+    """A signed, expiring download URL for a media item (no auth header needed)."""
+    query, _ = services.media.signed_query(row)
+    return f"{base_url(services, conn)}/v1/media/{row.id}/content?{query}"
+
+
+async def ingest_image(
+    services: Services,
+    account: Account,
+    *,
+    data: bytes | None = None,
+    b64: str | None = None,
+    url: str | None = None,
+    field: str = "image",
+) -> Media:
+    """Store an input image given as bytes, base64 (bare or data URI) or a URL (SSRF-safe)."""
+    given = [v for v in (data, b64, url) if v]
+    if len(given) != 1:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"{field}: give exactly one of a file, base64 data or a URL",
+        )
+    if url:
+        return await run_in_threadpool(
+            lambda: services.media.ingest_url(account_id=account.id, url=url)
+        )
+    raw = data if data else decode_base64(b64 or "", max_bytes=services.media.limits.max_bytes)
+    return await run_in_threadpool(
+        lambda: services.media.ingest_upload(account_id=account.id, data=raw)
+    )
