@@ -26,7 +26,8 @@ from pixelforge.jobs.queue import (
     queue_order,
     queue_position,
 )
-from pixelforge.pipelines.base import PipelineRegistry, media_refs
+from pixelforge.pipelines.base import PipelineRegistry, media_ref_fields
+from pixelforge.pipelines.limits import check_input
 from pixelforge.store.db import Database
 from pixelforge.store.tables import Job, Media
 
@@ -95,7 +96,7 @@ class JobService:
         ).hexdigest()
         cost = self.registry.get(pipeline).cost(model)
         seed = int(clean.get("seed") or 0) or random.SystemRandom().randint(1, MAX_SEED)
-        refs = media_refs(model)
+        refs = media_ref_fields(model)
 
         def existing(s: Any) -> Submitted | None:
             if idempotency_key is None:
@@ -119,10 +120,17 @@ class JobService:
             with self.db.write() as s:
                 if (prior := existing(s)) is not None:
                     return prior
-                for ref in refs:
+                for field, ref in refs:
                     m = s.get(Media, ref)
                     if m is None or m.account_id != account_id or m.expires_at <= now():
                         raise not_found(f"media {ref!r}")
+                    check_input(
+                        pipeline,
+                        f"params.{field}",
+                        width=m.width,
+                        height=m.height,
+                        content_type=m.content_type,
+                    )
                 job = Job(
                     id=new_id("job"),
                     account_id=account_id,

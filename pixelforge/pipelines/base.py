@@ -27,7 +27,12 @@ MediaRef = Annotated[
 
 def media_refs(params: BaseModel) -> list[str]:
     """The media ids a params object refers to (fields typed `MediaRef`)."""
-    refs: list[str] = []
+    return [ref for _, ref in media_ref_fields(params)]
+
+
+def media_ref_fields(params: BaseModel) -> list[tuple[str, str]]:
+    """(field name, media id) for each field typed `MediaRef` that is set."""
+    refs: list[tuple[str, str]] = []
     for name, info in type(params).model_fields.items():
         # `MediaRef` directly, or inside an optional (`MediaRef | None`).
         marked = any(m is MEDIA_REF for m in info.metadata) or any(
@@ -37,7 +42,7 @@ def media_refs(params: BaseModel) -> list[str]:
         if marked:
             value = getattr(params, name)
             if isinstance(value, str):
-                refs.append(value)
+                refs.append((name, value))
     return refs
 
 
