@@ -13,6 +13,10 @@ INPAINT = "inpaint"
 EDIT = "edit"
 IMAGE_TO_VIDEO = "image_to_video"
 POSE_TRANSFER = "pose_transfer"
+# Photo effects that can run a downloaded model instead of their bundled method.
+MATTING = "matting"  # foreground alpha matte (remove/blur/replace background)
+ERASE = "erase"  # fill a masked region from its surroundings, no prompt (remove_object)
+COLORIZE = "colorize"  # greyscale -> colour, conditioned on the photo (ControlNet)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class ModelProfile:
     dtype_cpu: str = "float32"
     tiny: bool = False  # random weights, for tests and offline demos: outputs are noise
     extra: dict[str, Any] = field(default_factory=dict)
+    # diffusers (a pipeline or single-model folder) | onnx (ONNX Runtime; `extra` holds its
+    # layout, see pixelforge.models.onnx_model.OnnxSpec)
+    kind: str = "diffusers"
 
 
 class ModelProvider(Protocol):
@@ -51,6 +58,6 @@ class ModelProvider(Protocol):
     def load(
         self, model_id: str, *, task: str, fast_decoder: bool = False
     ) -> AbstractContextManager[Any]:
-        """A ready diffusers pipeline for `task`, kept resident (never evicted) while the
-        `with` block runs. `fast_decoder` swaps in the profile's tiny VAE (TAESD) when it is
-        on disk."""
+        """A ready diffusers pipeline for `task` (an `OnnxModel` for onnx profiles), kept
+        resident (never evicted) while the `with` block runs. `fast_decoder` swaps in the
+        profile's tiny VAE (TAESD) when it is on disk."""

@@ -22,7 +22,11 @@ def device_class(device: str) -> str:
 
 def module_bytes(obj: Any) -> int:
     """Parameter + buffer bytes of the torch modules in `obj` (a pipeline, a module or a list
-    of them); tensors shared between components are counted once."""
+    of them); tensors shared between components are counted once. A value that knows its own
+    size (an ONNX session) gives it as `resident_bytes`."""
+    own = getattr(obj, "resident_bytes", None)
+    if isinstance(own, int):
+        return own
     import torch
 
     if isinstance(obj, torch.nn.Module):

@@ -12,18 +12,34 @@ from typing import Any
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import (
+    COLORIZE,
     EDIT,
+    ERASE,
     IMAGE_TO_IMAGE,
     IMAGE_TO_VIDEO,
     INPAINT,
+    MATTING,
     POSE_TRANSFER,
     TEXT_TO_IMAGE,
     ModelProfile,
 )
+from pixelforge.models.onnx_model import KINDS, ONNX, onnx_spec
 
-TASKS = (TEXT_TO_IMAGE, IMAGE_TO_IMAGE, INPAINT, EDIT, IMAGE_TO_VIDEO, POSE_TRANSFER)
+TASKS = (
+    TEXT_TO_IMAGE,
+    IMAGE_TO_IMAGE,
+    INPAINT,
+    EDIT,
+    IMAGE_TO_VIDEO,
+    POSE_TRANSFER,
+    MATTING,
+    ERASE,
+    COLORIZE,
+)
 CATALOG_FILE = "models.json"
 TINY_DESCRIPTION = "random weights, for tests and offline demos: outputs are noise"
+_IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+_REMBG = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
 
 BUILTIN: tuple[ModelProfile, ...] = (
     ModelProfile(
@@ -135,6 +151,81 @@ BUILTIN: tuple[ModelProfile, ...] = (
         default_height=1024,
         dtype_gpu="bfloat16",
     ),
+    ModelProfile(
+        id="controlnet-colorize",
+        family="controlnet",
+        tasks=(COLORIZE,),
+        source="latentcat/control_v1p_sd15_brightness",
+        description="brightness ControlNet for SD 1.5: colourises a greyscale photo "
+        "(colorize keeps the photo's own lightness and takes the colours)",
+        default_steps=20,
+        base_model="sd15",
+    ),
+    # ONNX models for the photo effects (run with ONNX Runtime, CPU or CUDA).
+    ModelProfile(
+        id="birefnet",
+        family="birefnet",
+        kind=ONNX,
+        tasks=(MATTING,),
+        source="onnx-community/BiRefNet-ONNX",
+        description="BiRefNet: high-resolution foreground matting (people, products, "
+        "animals) at 1024x1024; about 1 GB",
+        default_width=1024,
+        default_height=1024,
+        extra={
+            "files": ["onnx/model.onnx"],
+            "input_size": [1024, 1024],
+            **_IMAGENET,
+            "activation": "sigmoid",  # the export ends in logits
+        },
+    ),
+    ModelProfile(
+        id="u2net",
+        family="u2net",
+        kind=ONNX,
+        tasks=(MATTING,),
+        source=f"{_REMBG}/u2net.onnx",
+        description="U2-Net (rembg's u2net.onnx): salient-object matting at 320x320; 176 MB",
+        default_width=320,
+        default_height=320,
+        extra={
+            "files": ["u2net.onnx"],
+            "input_size": [320, 320],
+            **_IMAGENET,
+            "activation": "minmax",  # probabilities, stretched to 0..1 as rembg does
+        },
+    ),
+    ModelProfile(
+        id="u2netp",
+        family="u2net",
+        kind=ONNX,
+        tasks=(MATTING,),
+        source=f"{_REMBG}/u2netp.onnx",
+        description="U2-Net small (rembg's u2netp.onnx): fast matting at 320x320; 4.6 MB",
+        default_width=320,
+        default_height=320,
+        extra={
+            "files": ["u2netp.onnx"],
+            "input_size": [320, 320],
+            **_IMAGENET,
+            "activation": "minmax",
+        },
+    ),
+    ModelProfile(
+        id="lama",
+        family="lama",
+        kind=ONNX,
+        tasks=(ERASE,),
+        source="Carve/LaMa-ONNX",
+        description="big-lama (LaMa) as ONNX: fills large removed regions with plausible "
+        "structure; image and mask at 512x512; 208 MB",
+        extra={
+            "files": ["lama_fp32.onnx"],
+            "input_size": [512, 512],
+            "inputs": [0, 1],  # image (RGB 0..1), mask (1 = fill)
+            "output_scale": 255.0,  # the export returns 0..255
+        },
+    ),
     # Tiny VAE decoders for `fast_decoder=True` (previews, quick drafts); no task of their own.
     ModelProfile(
         id="taesd",
@@ -201,6 +292,19 @@ def check_profile(profile: ModelProfile) -> None:
         )
     if not profile.source:
         raise PixelForgeError(ErrorCode.invalid_parameter, f"model {profile.id!r} has no source")
+    if profile.kind not in KINDS:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"model {profile.id!r}: kind must be one of {', '.join(KINDS)}, not {profile.kind!r}",
+        )
+    if profile.kind == ONNX:
+        onnx_spec(profile)
+    elif profile.source.startswith(("http://", "https://")):
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"model {profile.id!r}: a URL source is for single-file (onnx) models; give a "
+            "Hugging Face repo id or a local folder",
+        )
 
 
 class Catalog:
@@ -267,9 +371,12 @@ class Catalog:
         try:
             return self.defaults()[task]
         except KeyError:
-            raise PixelForgeError(
-                ErrorCode.invalid_parameter, f"unknown task {task!r}; tasks are {', '.join(TASKS)}"
-            ) from None
+            if task in TASKS:
+                able = [p.id for p in self.list_profiles() if task in p.tasks]
+                msg = f"no default model for {task}; name one of: {', '.join(able) or 'none'}"
+            else:
+                msg = f"unknown task {task!r}; tasks are {', '.join(TASKS)}"
+            raise PixelForgeError(ErrorCode.invalid_parameter, msg) from None
 
     # -- editing (the user file only) --------------------------------------------------------
 

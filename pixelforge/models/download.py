@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ModelProfile
+from pixelforge.models.onnx_model import ONNX, onnx_spec
 
 # Components PixelForge never loads (its own safety checks live in pixelforge.safety).
 SKIPPED_COMPONENTS = frozenset({"safety_checker"})
@@ -52,8 +53,25 @@ def is_complete(path: Path) -> bool:
     return not (partial.is_dir() and any(partial.rglob("*.incomplete")))
 
 
+def is_url_source(source: str) -> bool:
+    """A single file on a web server (an ONNX model outside the Hugging Face Hub)."""
+    return source.startswith(("https://", "http://"))
+
+
 def is_available(profile: ModelProfile, models_dir: Path) -> bool:
-    return is_complete(model_path(profile, models_dir))
+    path = model_path(profile, models_dir)
+    if profile.kind == ONNX:
+        return onnx_files_present(profile, path)
+    return is_complete(path)
+
+
+def onnx_files_present(profile: ModelProfile, path: Path) -> bool:
+    """Every file the ONNX profile lists is in `path`, none of them empty or half-written."""
+    files = [path / f for f in onnx_spec(profile).files]
+    if not all(f.is_file() and f.stat().st_size > 0 for f in files):
+        return False
+    partial = path / ".cache" / "huggingface" / "download"
+    return not (partial.is_dir() and any(partial.rglob("*.incomplete")))
 
 
 def select_files(files: list[str], variant: str | None) -> list[str]:
@@ -108,12 +126,15 @@ def disk_bytes(path: Path, variant: str | None) -> int:
 
 
 def pull(profile: ModelProfile, models_dir: Path, *, progress: bool = True) -> Path:
-    """Download the profile's repo into `<models_dir>/<id>`; returns that folder."""
+    """Download the profile's repo (for ONNX profiles: its listed files, from the Hub or a
+    URL) into `<models_dir>/<id>`; returns that folder."""
     if is_local_source(profile.source):
         raise PixelForgeError(
             ErrorCode.invalid_parameter,
             f"model {profile.id!r} is a local folder ({profile.source}); there is nothing to pull",
         )
+    if is_url_source(profile.source):
+        return _pull_url(profile, model_path(profile, models_dir))
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.utils.tqdm import (
         are_progress_bars_disabled,
@@ -129,23 +150,62 @@ def pull(profile: ModelProfile, models_dir: Path, *, progress: bool = True) -> P
         # One metadata call (list_repo_files retries for ~20 s when offline; this fails fast).
         info = HfApi().model_info(profile.source, revision=profile.revision)
         files = [s.rfilename for s in info.siblings or []]
+        if profile.kind == ONNX:
+            wanted = list(onnx_spec(profile).files)
+            missing = sorted(set(wanted) - set(files))
+            if missing:
+                raise PixelForgeError(
+                    ErrorCode.model_unavailable,
+                    f"model {profile.id!r}: {profile.source} has no file {missing[0]}; "
+                    f"its files: {', '.join(f for f in files if f.endswith('.onnx')) or 'none'}",
+                )
+        else:
+            wanted = select_files(files, profile.variant)
         snapshot_download(
             profile.source,
             revision=info.sha or profile.revision,
             local_dir=target,
-            allow_patterns=select_files(files, profile.variant),
+            allow_patterns=wanted,
         )
+    except PixelForgeError:
+        raise
     except Exception as e:  # the Hub raises many types (HTTP, DNS, gated, not found)
         raise download_error(profile, target, e) from e
     finally:
         if quiet:
             enable_progress_bars()
-    if not is_complete(target):
+    if not is_available(profile, models_dir):
         raise PixelForgeError(
             ErrorCode.model_unavailable,
             f"model {profile.id!r}: the download of {profile.source} is incomplete in {target}; "
             f"run `pixelforge models pull {profile.id}` again",
         )
+    return target
+
+
+def _pull_url(profile: ModelProfile, target: Path) -> Path:
+    """Stream the one file at the profile's URL to `<target>/<files[0]>`, via a temporary
+    name so that a broken download never looks complete."""
+    import httpx
+
+    dest = target / onnx_spec(profile).files[0]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.incomplete")
+    try:
+        with httpx.stream("GET", profile.source, follow_redirects=True, timeout=60) as r:
+            r.raise_for_status()
+            with tmp.open("wb") as f:
+                for chunk in r.iter_bytes(1 << 20):
+                    f.write(chunk)
+        tmp.replace(dest)
+    except (httpx.HTTPError, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        raise PixelForgeError(
+            ErrorCode.model_unavailable,
+            f"model {profile.id!r}: could not download {profile.source} "
+            f"({type(e).__name__}: {_first_line(e)}). If this machine is offline, download it "
+            f"on one that is online and copy it to {dest}",
+        ) from e
     return target
 
 

@@ -1,4 +1,5 @@
-"""ModelManager: profiles -> ready diffusers pipelines on the right device, via the cache."""
+"""ModelManager: profiles -> ready diffusers pipelines (or ONNX sessions) on the right device,
+via the cache."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import (
+    COLORIZE,
     IMAGE_TO_IMAGE,
     INPAINT,
     POSE_TRANSFER,
@@ -31,6 +33,7 @@ from pixelforge.models.download import (
     local_variant,
     model_path,
 )
+from pixelforge.models.onnx_model import ONNX, load_onnx, onnx_device, onnx_spec
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ _AUTO_PIPELINES = {
     IMAGE_TO_IMAGE: "AutoPipelineForImage2Image",
     INPAINT: "AutoPipelineForInpainting",
 }
+# Tasks served by a ControlNet profile over its base model.
+_CONTROLNET_TASKS = (POSE_TRANSFER, COLORIZE)
 
 
 class ModelManager:
@@ -113,13 +118,24 @@ class ModelManager:
         so concurrent jobs on one model do not share scheduler state.
 
         `fast_decoder=True` swaps in the profile's tiny VAE (`extra["taesd"]`, a profile id)
-        when it is on disk (`pixelforge models pull taesd`); otherwise it is ignored."""
+        when it is on disk (`pixelforge models pull taesd`); otherwise it is ignored.
+
+        An onnx profile yields its `OnnxModel` (an ONNX Runtime session and its layout)."""
         profile = self.profile(model_id, task=task)
         self._setup()
+        if profile.kind == ONNX:
+            with self._resident_onnx(profile) as model:
+                yield model
+            return
         with ExitStack() as stack:
             overrides: dict[str, Any] = {}
-            if task == POSE_TRANSFER:
-                assert profile.base_model is not None  # profile() checked it
+            if task in _CONTROLNET_TASKS:
+                if profile.base_model is None:
+                    raise PixelForgeError(
+                        ErrorCode.invalid_parameter,
+                        f"model {profile.id!r} is a ControlNet without a base_model; "
+                        "set its base_model (e.g. sd15) in models.json",
+                    )
                 base_profile = self._known(profile.base_model)
                 base = stack.enter_context(self._resident(base_profile))
                 # Add-ons run in their base model's dtype, whatever their own profile says.
@@ -214,6 +230,19 @@ class ModelManager:
             dtype=dtype,
         )
 
+    def _resident_onnx(self, profile: ModelProfile) -> Any:
+        path = model_path(profile, self.models_dir)
+        device = onnx_device(self.device)
+        files = onnx_spec(profile).files
+        estimate = 0 if profile.id in self.cache else sum((path / f).stat().st_size for f in files)
+        return self.cache.use(
+            profile.id,
+            device=device,
+            load=functools.partial(load_onnx, profile, path, device=device, threads=self._threads),
+            estimate_bytes=estimate,
+            dtype="float32",
+        )
+
     def _load(self, profile: ModelProfile, path: Path, variant: str | None, dtype: str) -> Any:
         import torch
 
@@ -274,7 +303,7 @@ class ModelManager:
             if task in _AUTO_PIPELINES:
                 auto = getattr(diffusers, _AUTO_PIPELINES[task])
                 pipe = auto.from_pipe(base, **overrides)
-            elif task == POSE_TRANSFER:
+            elif task in _CONTROLNET_TASKS:
                 pipe = rebuild(diffusers.StableDiffusionControlNetPipeline, base, overrides)
             else:  # edit, image_to_video: the checkpoint's own pipeline class
                 pipe = rebuild(type(base), base, overrides)

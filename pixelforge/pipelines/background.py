@@ -1,4 +1,5 @@
-"""Background removal, blur and replacement around the person in a photo (MediaPipe matte)."""
+"""Background removal, blur and replacement around the subject of a photo: the person by
+MediaPipe (bundled), or any foreground by a downloaded matting model (BiRefNet, U2-Net)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.base import MATTING
+from pixelforge.models.onnx_model import OnnxModel
 from pixelforge.pipelines.base import MediaRef, RunContext
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
 # Perfect's documented limit for these effects; it also bounds a job's memory (~2 GB).
-_MODELS: dict[str, Literal[0, 1]] = {"general": 0, "landscape": 1}
+# The bundled MediaPipe selfie segmentation models; any other name is a matting model id.
+_MEDIAPIPE: dict[str, Literal[0, 1]] = {"mediapipe": 0, "general": 0, "landscape": 1}
 NO_PERSON = (
     "image: no person found; background removal, blur and replacement work on photos of "
     "people (a face or upper body must be visible)"
 )
+NO_SUBJECT = "image: the matting model found no foreground subject in this photo"
+# Below this share of the image a matte is noise, not a subject.
+_MIN_SUBJECT_AREA = 0.002
 
 
 class _PersonParams(BaseModel):
@@ -30,13 +37,19 @@ class _PersonParams(BaseModel):
         description="Media id of a photo of a person (RGB; an alpha channel is ignored).",
         examples=["med_3f9a1c2b7d4e"],
     )
-    model: Literal["general", "landscape"] = Field(
-        default="general",
+    model: str = Field(
+        default="mediapipe",
+        min_length=1,
+        max_length=100,
         description=(
-            "MediaPipe selfie segmentation model: general (256x256, best for portraits and "
-            "most photos) or landscape (144x256, a little faster on wide frames)."
+            "What cuts the matte. Bundled, always available, people only: mediapipe (MediaPipe "
+            "selfie segmentation, 256x256; 'general' is the same model) or landscape "
+            "(144x256, a little faster on wide frames). Or the id of a downloaded matting "
+            "model (GET /v1/models, task matting), e.g. birefnet (best edges and hair), "
+            "u2net or u2netp, after `pixelforge models pull <id>`: these cut out any "
+            "foreground subject, not only people."
         ),
-        examples=["general"],
+        examples=["mediapipe", "birefnet"],
     )
     threshold: float = Field(
         default=0.5,
@@ -141,7 +154,8 @@ class RemoveBackgroundPipeline:
     name: ClassVar[str] = "remove_background"
     description: ClassVar[str] = (
         "Remove the background behind a person: png/webp with the person's matte as alpha "
-        "(MediaPipe selfie segmentation, edges refined with a guided filter)."
+        "(MediaPipe selfie segmentation, edges refined with a guided filter). With a "
+        "downloaded matting model (model=birefnet, u2net, ...) any foreground subject."
     )
     Params: ClassVar[type[BaseModel]] = RemoveBackgroundParams
 
@@ -151,7 +165,7 @@ class RemoveBackgroundPipeline:
     def run(self, params: RemoveBackgroundParams, ctx: RunContext) -> dict[str, Any]:
         # 1. Load the photo and cut the person's matte
         src = ctx.load_image(params.image)
-        rgb, alpha = _person_matte(src, params)
+        rgb, alpha = _person_matte(src, params, ctx)
         ctx.progress(1, 2)
 
         # 2. Clean the edge colours; an input alpha still hides what it hid
@@ -163,7 +177,7 @@ class RemoveBackgroundPipeline:
 
         # 3. Save outputs
         ctx.save_image(Image.fromarray(_to_uint8(out), "RGBA"), format=params.output_format)
-        return _result(alpha, params.output_format)
+        return _result(alpha, params.output_format, params.model)
 
 
 class BlurBackgroundPipeline:
@@ -181,7 +195,7 @@ class BlurBackgroundPipeline:
 
     def run(self, params: BlurBackgroundParams, ctx: RunContext) -> dict[str, Any]:
         # 1. Load the photo and cut the person's matte
-        rgb, alpha = _person_matte(ctx.load_image(params.image), params)
+        rgb, alpha = _person_matte(ctx.load_image(params.image), params, ctx)
         ctx.progress(1, 2)
 
         # 2. Blur the background alone (the person is left out of the average), composite
@@ -194,7 +208,7 @@ class BlurBackgroundPipeline:
         # 3. Save outputs
         img = Image.fromarray(_to_uint8(out), "RGB")
         ctx.save_image(img, format=params.output_format, quality=params.quality)
-        return {**_result(alpha, params.output_format), "sigma": round(sigma, 2)}
+        return {**_result(alpha, params.output_format, params.model), "sigma": round(sigma, 2)}
 
 
 class ReplaceBackgroundPipeline:
@@ -212,7 +226,7 @@ class ReplaceBackgroundPipeline:
 
     def run(self, params: ReplaceBackgroundParams, ctx: RunContext) -> dict[str, Any]:
         # 1. Load inputs and cut the person's matte
-        rgb, alpha = _person_matte(ctx.load_image(params.image), params)
+        rgb, alpha = _person_matte(ctx.load_image(params.image), params, ctx)
         h, w = alpha.shape
         if params.background_image is not None:
             backdrop = _cover(ctx.load_image(params.background_image), (w, h))
@@ -230,21 +244,44 @@ class ReplaceBackgroundPipeline:
         # 3. Save outputs
         img = Image.fromarray(_to_uint8(out), "RGB")
         ctx.save_image(img, format=params.output_format, quality=params.quality)
-        return _result(alpha, params.output_format)
+        return _result(alpha, params.output_format, params.model)
 
 
-def _person_matte(src: Image.Image, params: _PersonParams) -> tuple[Array, Array]:
+def _person_matte(src: Image.Image, params: _PersonParams, ctx: RunContext) -> tuple[Array, Array]:
     """(RGB float32 0..1, alpha float32 0..1); fails with a clear code when nobody is there."""
-    from pixelforge.vision.segmentation import find_person
+    from pixelforge.vision.segmentation import find_person, refine_matte
 
     _check_side(src)
     rgb = np.asarray(src.convert("RGB"), dtype=np.uint8)
-    alpha = find_person(
-        rgb, model=_MODELS[params.model], threshold=params.threshold, feather=params.feather
-    )
-    if alpha is None:
-        raise PixelForgeError(ErrorCode.invalid_parameter, NO_PERSON)
+    if params.model in _MEDIAPIPE:
+        alpha = find_person(
+            rgb,
+            model=_MEDIAPIPE[params.model],
+            threshold=params.threshold,
+            feather=params.feather,
+        )
+        if alpha is None:
+            raise PixelForgeError(ErrorCode.invalid_parameter, NO_PERSON)
+    else:
+        with ctx.models.load(params.model, task=MATTING) as net:
+            prob = _model_matte(net, rgb)
+        alpha = refine_matte(rgb, prob, threshold=params.threshold, feather=params.feather)
+        if float(np.mean(alpha > 0.5)) < _MIN_SUBJECT_AREA:
+            raise PixelForgeError(ErrorCode.invalid_parameter, NO_SUBJECT)
     return rgb.astype(np.float32) / 255.0, alpha
+
+
+def _model_matte(net: OnnxModel, rgb: Array) -> Array:
+    """Foreground probability float32 [H, W] from an ONNX matting model: the photo at the
+    network's input size, normalised as its profile says; the map (sigmoid or stretched as
+    the profile says) resized back to the photo's size."""
+    import cv2
+
+    prob: Array = net.activate(net.run(net.image_tensor(rgb)))
+    h, w = rgb.shape[:2]
+    if prob.shape != (h, w):
+        prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(prob, 0.0, 1.0).astype(np.float32)
 
 
 def _foreground(rgb: Array, alpha: Array, *, amount: float) -> Array:
@@ -315,11 +352,12 @@ def _to_uint8(x: Array) -> Array:
     return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _result(alpha: Array, fmt: str) -> dict[str, Any]:
+def _result(alpha: Array, fmt: str, model: str) -> dict[str, Any]:
     h, w = alpha.shape
     return {
         "width": w,
         "height": h,
         "format": fmt,
+        "model": "mediapipe" if model == "general" else model,
         "person_fraction": round(float(np.mean(alpha > 0.5)), 4),
     }

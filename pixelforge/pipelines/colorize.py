@@ -1,4 +1,5 @@
-"""Colourise a greyscale photo from a reference photo and/or colour hints (classical, no model)."""
+"""Colourise a greyscale photo: classical (from a reference photo and/or colour hints, no
+model), or with a downloaded colourisation model (a ControlNet over Stable Diffusion)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.base import COLORIZE
 from pixelforge.pipelines.base import MediaRef, RunContext
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
@@ -17,8 +19,15 @@ Array = np.ndarray[Any, Any]
 NEEDS_GUIDANCE = (
     "the bundled colouriser is classical and needs guidance: give a colour reference photo "
     "(reference) whose colours it transfers by matching brightness and texture, and/or "
-    "colour hints (hints: [{x, y, color}]) that it spreads within the regions they touch"
+    "colour hints (hints: [{x, y, color}]) that it spreads within the regions they touch; "
+    "or name a colourisation model (model, e.g. controlnet-colorize)"
 )
+CLASSICAL = "classical"
+_COLOR_PROMPT = "a color photograph, natural colors, realistic, detailed"
+_COLOR_NEGATIVE = "black and white, monochrome, grayscale, sepia, desaturated"
+# Chroma scales tried, largest first, to bring an out-of-gamut colour inside the RGB cube
+# without touching its lightness (0 always fits: grey).
+_GAMUT_SCALES = (0.85, 0.7, 0.55, 0.4, 0.25, 0.1, 0.0)
 # Features are matched at this size: texture statistics then mean the same in both photos.
 _WORK_SIDE = 512
 _L_BINS, _STD_BINS = 32, 16  # the (brightness, local contrast) lookup grid
@@ -49,11 +58,34 @@ class ColorizeParams(BaseModel):
         description="Media id of the photo to colourise (greyscale; a colour photo is recoloured).",
         examples=["med_3f9a1c2b7d4e"],
     )
+    model: str = Field(
+        default=CLASSICAL,
+        min_length=1,
+        max_length=100,
+        description=(
+            "classical (bundled, always available): colours from reference and/or hints, "
+            "one of which is then required. Or a colourisation model (GET /v1/models, task "
+            "colorize, e.g. controlnet-colorize after `pixelforge models pull "
+            "controlnet-colorize`): it invents plausible colours on its own; hints and "
+            "prompt steer it. Either way the photo's lightness is kept exactly."
+        ),
+        examples=["classical", "controlnet-colorize"],
+    )
+    prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="With a model: what the photo shows, to steer its colours.",
+        examples=["a red tram on a sunny street, blue sky"],
+    )
+    steps: int | None = Field(
+        default=None, ge=1, le=100, description="With a model: denoising steps (default: its own)."
+    )
     reference: MediaRef | None = Field(
         default=None,
         description=(
-            "Media id of a colour photo of a similar scene. Each pixel takes the colour of "
-            "reference pixels with the same brightness and local texture."
+            "Media id of a colour photo of a similar scene (classical only). Each pixel "
+            "takes the colour of reference pixels with the same brightness and local texture."
         ),
         examples=["med_8a1b2c3d4e5f"],
     )
@@ -82,8 +114,19 @@ class ColorizeParams(BaseModel):
 
     @model_validator(mode="after")
     def _guided(self) -> ColorizeParams:
-        if self.reference is None and not self.hints:
-            raise ValueError(NEEDS_GUIDANCE)
+        if self.model == CLASSICAL:
+            if self.reference is None and not self.hints:
+                raise ValueError(NEEDS_GUIDANCE)
+            if self.prompt is not None or self.steps is not None:
+                raise ValueError(
+                    "prompt and steps steer a colourisation model (model=...); the classical "
+                    "colouriser takes reference and hints"
+                )
+        elif self.reference is not None:
+            raise ValueError(
+                "reference: only the classical colouriser uses one; with a model, steer the "
+                "colours with prompt and hints"
+            )
         return self
 
 
@@ -95,7 +138,8 @@ class ColorizePipeline:
         "Colourise a black-and-white photo. Classical and honest: colours come from a "
         "reference photo (matched by brightness and texture) and/or colour hints spread "
         "along the photo's regions; the photo's brightness is kept exactly. Without either "
-        "it is refused (no learned colouriser is bundled)."
+        "it is refused (no learned colouriser is bundled); a downloaded colourisation model "
+        "(model=controlnet-colorize) needs neither and keeps the brightness too."
     )
     Params: ClassVar[type[BaseModel]] = ColorizeParams
 
@@ -116,9 +160,12 @@ class ColorizePipeline:
         small = cv2.resize(lightness, work, interpolation=cv2.INTER_AREA)
         ctx.progress(1, 4)
 
-        # 2. Colours from the reference, looked up by (lightness, local contrast)
+        # 2. Colours from the model, or from the reference looked up by (lightness, local
+        #    contrast)
         ab = np.zeros((*small.shape, 2), dtype=np.float32)
-        if params.reference is not None:
+        if params.model != CLASSICAL:
+            ab = _model_colours(ctx, params, src, work)
+        elif params.reference is not None:
             ref = ctx.load_image(params.reference).convert("RGB")
             ref_lab = _lab(
                 np.asarray(ref.resize(_fit(ref.size, _WORK_SIDE), Image.Resampling.BILINEAR))
@@ -130,7 +177,7 @@ class ColorizePipeline:
         if params.hints:
             radius = params.hint_radius or max(2, round(max(w, h) * 0.01))
             hint_ab, distance = _spread_hints(small, params.hints, radius, (w, h))
-            if params.reference is None:
+            if params.reference is None and params.model == CLASSICAL:
                 ab = hint_ab
             else:
                 near = np.exp(-distance / (0.08 * max(work)))[..., None]
@@ -147,13 +194,72 @@ class ColorizePipeline:
             eps=2.5e-3,
             subsample=max(1, side // 1024),
         )
-        lab = np.dstack([lightness, ab]).astype(np.float32)
-        rgb = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
+        rgb = _in_gamut_rgb(lightness, ab)
         out = Image.fromarray((rgb * 255.0 + 0.5).astype(np.uint8), "RGB")
         ctx.progress(4, 4)
         ctx.save_image(out, format=params.output_format, quality=params.quality)
         chroma = float(np.mean(np.hypot(ab[..., 0], ab[..., 1])))
-        return {"width": w, "height": h, "mean_chroma": round(chroma, 2)}
+        return {"width": w, "height": h, "model": params.model, "mean_chroma": round(chroma, 2)}
+
+
+def _model_colours(
+    ctx: RunContext, params: ColorizeParams, src: Image.Image, work: tuple[int, int]
+) -> Array:
+    """a/b at the working size from a ControlNet colourisation model: it paints a colour
+    photo conditioned on the greyscale one, at its own resolution; only the colours are
+    kept (the lightness stays the input's)."""
+    from pixelforge.pipelines.diffusion import fit_to_multiple, generators, step_callback
+
+    profile = ctx.models.profile(params.model, task=COLORIZE)
+    w, h = src.size
+    scale = max(profile.default_width, profile.default_height) / max(w, h)
+    control = fit_to_multiple(src.convert("L").convert("RGB"), (round(w * scale), round(h * scale)))
+    guidance = profile.default_guidance
+    with ctx.models.load(profile.id, task=COLORIZE) as pipe:
+        painted = pipe(
+            prompt=params.prompt or _COLOR_PROMPT,
+            negative_prompt=_COLOR_NEGATIVE if guidance > 1.0 else None,
+            image=control,
+            width=control.width,
+            height=control.height,
+            num_inference_steps=params.steps or profile.default_steps,
+            guidance_scale=guidance,
+            generator=generators(ctx.seed, 1),
+            callback_on_step_end=step_callback(ctx, 0),
+        ).images[0]
+    colour = painted.convert("RGB").resize(work, Image.Resampling.BICUBIC)
+    ab: Array = _lab(np.asarray(colour))[..., 1:]
+    return ab
+
+
+def _in_gamut_rgb(lightness: Array, ab: Array) -> Array:
+    """Lab -> RGB 0..1 keeping each pixel's lightness: a colour outside the RGB cube has its
+    chroma reduced (hue kept) until it fits, instead of each channel being clipped, which
+    would change its lightness. (OpenCV clips silently, so a colour fits when converting
+    back gives the same Lab.)"""
+    import cv2
+
+    def convert(lum: Array, chroma: Array) -> tuple[Array, Array]:
+        lab = np.dstack([lum, chroma]).astype(np.float32)
+        rgb = np.asarray(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB))
+        back = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab))
+        fits = (np.abs(back[..., 0] - lab[..., 0]) < 0.3) & (
+            np.abs(back[..., 1:] - lab[..., 1:]).max(axis=-1) < 1.0
+        )
+        return rgb, fits
+
+    rgb, fits = convert(lightness, ab)
+    flat_l, flat_ab, flat_rgb = lightness.reshape(-1), ab.reshape(-1, 2), rgb.reshape(-1, 3)
+    pending = np.flatnonzero(~fits.reshape(-1))
+    for s in _GAMUT_SCALES:
+        if pending.size == 0:
+            break
+        trial, ok = convert(flat_l[pending, None], flat_ab[pending, None] * s)
+        ok = ok.reshape(-1) | (s == 0.0)
+        flat_rgb[pending[ok]] = trial.reshape(-1, 3)[ok]
+        pending = pending[~ok]
+    out: Array = np.clip(flat_rgb.reshape(rgb.shape), 0.0, 1.0)
+    return out
 
 
 def _transfer(lightness: Array, ref_lab: Array) -> Array:

@@ -85,10 +85,24 @@ def person_mask(
     the network's 256 px) to the photo's edges and gives hair a soft matte.
     feather: extra Gaussian softening of the edge, sigma in pixels.
     """
-    import cv2
-
     rgb = _rgb_array(img)
     prob = _DEFAULT.probabilities(rgb, model=model)
+    return refine_matte(rgb, prob, threshold=threshold, feather=feather, refine=refine)
+
+
+def refine_matte(
+    rgb: Array,
+    prob: Array,
+    *,
+    threshold: float | None = 0.5,
+    feather: float = 0.0,
+    refine: bool = True,
+) -> Array:
+    """A network's foreground probabilities (float32 [H, W], any segmentation or matting
+    model) made into an alpha matte, as `person_mask` describes: thresholded (or kept soft
+    with None), edges snapped to the photo's with a guided filter, optionally feathered."""
+    import cv2
+
     mask = prob if threshold is None else (prob > threshold).astype(np.float32)
     if refine:
         h, w = mask.shape

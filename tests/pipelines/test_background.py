@@ -3,20 +3,34 @@
 The ground truth is a composite: the astronaut, cut out of her photo with a reference mask
 derived once here (MediaPipe seed, GrabCut refinement, the flag's stripes removed, largest
 component, holes filled; sanity-checked below), pasted onto two other real photos. The
-composite's true mask is that reference, exactly.
+composite's true mask is that reference, exactly. Downloadable matting models are tested
+through the pipeline with a tiny ONNX model whose toy weights call bright pixels foreground.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.manager import ModelManager
+from pixelforge.models.tiny_onnx import create_tiny_onnx_models
+from pixelforge.pipelines.background import (
+    BlurBackgroundParams,
+    BlurBackgroundPipeline,
+    RemoveBackgroundParams,
+    RemoveBackgroundPipeline,
+    ReplaceBackgroundParams,
+    ReplaceBackgroundPipeline,
+)
 from pixelforge.vision.segmentation import find_person, guided_filter, person_mask
+from tests.pipelines.conftest import FakeRunContext
 from tests.pipelines.effects_server import EffectsServer, effects_server, photo, rgb
 
 SIDE = 512
@@ -237,3 +251,83 @@ def test_spill_suppression_takes_the_old_background_out_of_the_edge() -> None:
     before = np.abs(pixels[edge] - fg).mean()
     after = np.abs(cleaned[edge] - fg).mean()
     assert after < 0.2 * before
+
+
+# -- a downloaded matting model instead of MediaPipe (tiny ONNX, toy weights) ----------------
+
+
+@pytest.fixture
+def onnx_ctx(ctx: FakeRunContext, tmp_path: Path) -> FakeRunContext:
+    """The pipeline context with a manager over the tiny ONNX models (user models.json)."""
+    models_dir = tmp_path / "onnx-models"
+    create_tiny_onnx_models(models_dir)
+    ctx.models = ModelManager(models_dir, device="cpu", threads=1)
+    return ctx
+
+
+def bright_disc(w: int = 120, h: int = 100) -> tuple[Array, Array]:
+    """A bright disc on a dark backdrop (what tiny-matting calls foreground), and its mask."""
+    yy, xx = np.mgrid[:h, :w]
+    disc = np.hypot(yy - h / 2, xx - w / 2) < 30
+    pixels = np.where(disc[..., None], [235, 225, 215], [25, 35, 45]).astype(np.uint8)
+    return pixels, disc
+
+
+def test_remove_background_with_a_matting_model(onnx_ctx: FakeRunContext) -> None:
+    pixels, disc = bright_disc()
+    params = RemoveBackgroundParams(
+        image=onnx_ctx.add_image(pixels), model="tiny-matting", output_format="png"
+    )
+    result = RemoveBackgroundPipeline().run(params, onnx_ctx)
+    out = onnx_ctx.saved[0].image
+    assert (out.mode, out.size) == ("RGBA", (120, 100))
+    alpha = np.asarray(out.getchannel("A"))
+    assert iou(alpha > 127, disc) >= 0.9
+    assert result["model"] == "tiny-matting" and result["width"] == 120
+    # The model is resident now, loaded once through the manager.
+    assert onnx_ctx.models.cache.loads == 1  # type: ignore[attr-defined]
+
+
+def test_blur_and_replace_share_the_model_matte(onnx_ctx: FakeRunContext) -> None:
+    pixels, disc = bright_disc()
+    image = onnx_ctx.add_image(pixels)
+    BlurBackgroundPipeline().run(
+        BlurBackgroundParams(image=image, model="tiny-matting", output_format="png"), onnx_ctx
+    )
+    ReplaceBackgroundPipeline().run(
+        ReplaceBackgroundParams(
+            image=image, model="tiny-matting", background_color="#ff0000", output_format="png"
+        ),
+        onnx_ctx,
+    )
+    blurred, replaced = (rgb(s.image) for s in onnx_ctx.saved)
+    assert blurred.shape == replaced.shape == (100, 120, 3)
+    inside, outside = band(disc, 4)
+    assert np.abs(replaced[outside] - [255, 0, 0]).mean() < 3.0
+    assert np.abs(replaced[inside] - pixels[inside]).mean() < 1.0
+
+
+def test_a_matting_model_that_finds_nothing_fails_clearly(onnx_ctx: FakeRunContext) -> None:
+    dark = np.full((64, 64, 3), 30, np.uint8)
+    params = RemoveBackgroundParams(image=onnx_ctx.add_image(dark), model="tiny-matting")
+    with pytest.raises(PixelForgeError) as e:
+        RemoveBackgroundPipeline().run(params, onnx_ctx)
+    assert e.value.code == ErrorCode.invalid_parameter and "no foreground" in e.value.message
+
+
+def test_missing_and_unknown_matting_models(ctx: FakeRunContext) -> None:
+    image = ctx.add_image(bright_disc()[0])
+    for model in ("birefnet", "u2net"):
+        with pytest.raises(PixelForgeError) as e:
+            RemoveBackgroundPipeline().run(RemoveBackgroundParams(image=image, model=model), ctx)
+        assert e.value.code == ErrorCode.model_unavailable
+        assert f"pixelforge models pull {model}" in e.value.message
+    with pytest.raises(PixelForgeError) as e:
+        RemoveBackgroundPipeline().run(RemoveBackgroundParams(image=image, model="nope"), ctx)
+    assert e.value.code == ErrorCode.invalid_parameter and "unknown model 'nope'" in e.value.message
+
+
+def test_the_bundled_model_names() -> None:
+    assert RemoveBackgroundParams(image="med_x").model == "mediapipe"
+    for name in ("general", "landscape", "mediapipe"):
+        assert BlurBackgroundParams(image="med_x", model=name).model == name

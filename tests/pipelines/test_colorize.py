@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
-from pixelforge.pipelines.colorize import _geodesic_voronoi
+from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.base import COLORIZE
+from pixelforge.models.catalog import Catalog
+from pixelforge.models.manager import ModelManager
+from pixelforge.pipelines.colorize import ColorizeParams, ColorizePipeline, _geodesic_voronoi
+from tests.conftest import TinyModels
+from tests.pipelines.conftest import FakeRunContext
 from tests.pipelines.effects_server import EffectsServer, effects_server, lab, photo
 
 
@@ -94,3 +103,78 @@ def test_geodesic_voronoi_stops_at_an_edge() -> None:
     assert nearest[5, 30] == 1 and nearest[35, 30] == 1 and nearest[5, 10] == 0
     assert dist[5, 30] > 50  # around the wall, not through it (25 straight)
     assert dist[5, 6] == pytest.approx(1.0)
+
+
+# -- a colourisation model: a ControlNet over SD (the tiny ControlNet, random weights) -------
+
+
+@pytest.fixture
+def model_ctx(ctx: FakeRunContext, tmp_path: Path, tiny: TinyModels) -> FakeRunContext:
+    """A manager with a colorize profile over the tiny ControlNet (and its base, tiny-sd)."""
+    models_dir = tmp_path / "colour-models"
+    catalog = Catalog(models_dir)
+    sd = next(p for p in tiny.profiles if p.id == "tiny-sd")
+    catalog.add_profile(replace(sd, source=str(tiny.dir / "tiny-sd")))
+    pose = next(p for p in tiny.profiles if p.id == "tiny-controlnet-openpose")
+    catalog.add_profile(
+        replace(
+            pose,
+            id="tiny-controlnet-colorize",
+            tasks=(COLORIZE,),
+            source=str(tiny.dir / "tiny-controlnet-openpose"),
+        )
+    )
+    ctx.models = ModelManager(models_dir, device="cpu", threads=1)
+    return ctx
+
+
+def test_a_model_colourises_without_guidance_and_keeps_the_lightness(
+    model_ctx: FakeRunContext,
+) -> None:
+    target = grey(photo("chelsea", 160))
+    params = ColorizeParams(
+        image=model_ctx.add_image(target), model="tiny-controlnet-colorize", output_format="png"
+    )
+    result = ColorizePipeline().run(params, model_ctx)
+    out = model_ctx.saved[0].image
+    assert out.size == target.size
+    out_lab, in_lab = lab(out), lab(target)
+    error = np.abs(out_lab[..., 0] - in_lab[..., 0])
+    assert error.mean() < 0.3 and error.max() < 1.5, (error.mean(), error.max())  # rounding
+    assert result["model"] == "tiny-controlnet-colorize" and result["mean_chroma"] > 1.0
+    assert np.abs(out_lab[..., 1:]).mean() > 1.0  # the model's colours, not grey
+
+
+def test_hints_steer_a_model(model_ctx: FakeRunContext) -> None:
+    target = grey(photo("chelsea", 160))
+    hints = [{"x": 40, "y": 40, "color": "#2e86de"}]
+    params = ColorizeParams(
+        image=model_ctx.add_image(target),
+        model="tiny-controlnet-colorize",
+        hints=hints,
+        prompt="a cat",
+        steps=1,
+        output_format="png",
+    )
+    ColorizePipeline().run(params, model_ctx)
+    out = lab(model_ctx.saved[0].image)
+    hint = lab(np.array([[[0x2E, 0x86, 0xDE]]], np.uint8))[0, 0]
+    assert np.sign(out[40, 40, 2]) == np.sign(hint[2])  # blue: b < 0 at the hint
+
+
+def test_model_parameters_are_checked() -> None:
+    assert ColorizeParams(image="med_x", model="controlnet-colorize").reference is None
+    with pytest.raises(ValidationError, match="only the classical colouriser"):
+        ColorizeParams(image="med_x", model="controlnet-colorize", reference="med_y")
+    with pytest.raises(ValidationError, match="prompt and steps"):
+        ColorizeParams(image="med_x", reference="med_y", prompt="a cat")
+
+
+def test_a_missing_colourisation_model_is_model_unavailable(ctx: FakeRunContext) -> None:
+    params = ColorizeParams(
+        image=ctx.add_image(grey(photo("chelsea", 64))), model="controlnet-colorize"
+    )
+    with pytest.raises(PixelForgeError) as e:
+        ColorizePipeline().run(params, ctx)
+    assert e.value.code == ErrorCode.model_unavailable
+    assert "pixelforge models pull controlnet-colorize" in e.value.message
