@@ -309,7 +309,8 @@ def models_pull(model_id: str, data_dir: Path | None) -> None:
     multiple=True,
     required=True,
     help="A task it serves (repeatable): text_to_image, image_to_image, inpaint, "
-    "edit, image_to_video, pose_transfer.",
+    "edit, image_to_video, pose_transfer, colorize (ONNX matting/erase models are added "
+    "by editing models.json; see the README).",
 )
 @click.option("--description", default="")
 @click.option("--base-model", default=None, help="For add-ons (ControlNet): the base model id.")
@@ -394,7 +395,8 @@ def models_default(task: str, model_id: str, data_dir: Path | None) -> None:
 def models_create_tiny(data_dir: Path | None) -> None:
     """Build tiny random-weight models (tiny-*) for tests and offline demos: outputs are noise."""
     from pixelforge.models.tiny import create_tiny_models
+    from pixelforge.models.tiny_onnx import create_tiny_onnx_models
 
     models_dir = _models_dir(data_dir)
-    for p in create_tiny_models(models_dir):
+    for p in [*create_tiny_models(models_dir), *create_tiny_onnx_models(models_dir)]:
         click.echo(f"{p.id}  {','.join(p.tasks)}  {models_dir / p.id}")

@@ -31,6 +31,7 @@ def test_create_tiny_then_list(tiny: TinyModels, tmp_path: Path) -> None:
     result = runner.invoke(main, ["models", "create-tiny", *data])
     assert result.exit_code == 0, result.output
     assert "tiny-svd  image_to_video" in result.output
+    assert "tiny-matting  matting" in result.output and "tiny-lama  erase" in result.output
     # Deterministic: byte-identical to the session's build.
     for model_id in ("tiny-sd", "tiny-svd", "tiny-controlnet-openpose"):
         assert digest(tmp_path / "models" / model_id) == digest(tiny.dir / model_id)
