@@ -232,7 +232,7 @@ def test_missing_model_fails_with_pull_hint(srv: LiveServer) -> None:
     assert job["status"] == "failed" and job["error"]["code"] == "model_unavailable"
     assert "pixelforge models pull sd-turbo" in job["error"]["message"]
     assert s.credits() == (3, 0)
-    listed = {m["id"]: m for m in s.http.get("/v1/models").json()}
+    listed = {m["id"]: m for m in s.http.get("/v1/models").json()["data"]}
     assert listed["tiny-sd"]["available"] is True and listed["sd-turbo"]["available"] is False
 
 

@@ -1,14 +1,23 @@
-"""The diffusion models this server knows: on disk or not, resident in memory or not."""
+"""The diffusion models this server knows: on disk or not, resident in memory or not.
+
+The list is also OpenAI's `GET /v1/models` (`{"object": "list", "data": [...]}`, each item with
+`id`, `object`, `created`, `owned_by`), so OpenAI clients pointed at this server can list and
+retrieve models; the native fields ride alongside.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
 from pixelforge.api.deps import CurrentAccount
+from pixelforge.api.schemas import ErrorOut
+from pixelforge.errors import not_found
+from pixelforge.models.base import ModelProfile
+from pixelforge.models.download import is_local_source, model_path
 from pixelforge.models.manager import ModelManager
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -36,6 +45,8 @@ class ModelOut(BaseModel):
                 {
                     "id": "sd-turbo",
                     "object": "model",
+                    "created": 1735689600,
+                    "owned_by": "stabilityai",
                     "family": "sd-turbo",
                     "tasks": ["text_to_image", "image_to_image"],
                     "default_for": ["text_to_image", "image_to_image"],
@@ -50,7 +61,9 @@ class ModelOut(BaseModel):
         }
     )
     id: str
-    object: str = "model"
+    object: Literal["model"] = "model"
+    created: int = Field(description="Unix time its files landed on this machine; 0 if absent")
+    owned_by: str = Field(description="the Hub organisation of its source, or 'local'")
     family: str
     tasks: list[str]
     default_for: list[str] = Field(description="tasks that use this model when none is named")
@@ -62,27 +75,75 @@ class ModelOut(BaseModel):
     defaults: ModelDefaults
 
 
-@router.get("", response_model=list[ModelOut], summary="Models and whether they are on disk")
-def list_models(_: CurrentAccount, models: ModelsDep) -> list[ModelOut]:
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+ModelId = Annotated[str, Path(max_length=100, examples=["sd-turbo"])]
+
+
+def owned_by(profile: ModelProfile) -> str:
+    if is_local_source(profile.source) or "/" not in profile.source:
+        return "local"
+    return profile.source.split("/", 1)[0]
+
+
+def created_at(profile: ModelProfile, models: ModelManager, available: bool) -> int:
+    if not available:
+        return 0
+    try:
+        return int(model_path(profile, models.models_dir).stat().st_mtime)
+    except OSError:
+        return 0
+
+
+def model_out(
+    profile: ModelProfile, models: ModelManager, *, resident: set[str], defaults: dict[str, str]
+) -> ModelOut:
+    available = models.is_available(profile)
+    return ModelOut(
+        id=profile.id,
+        created=created_at(profile, models, available),
+        owned_by=owned_by(profile),
+        family=profile.family,
+        tasks=list(profile.tasks),
+        default_for=[task for task, model_id in defaults.items() if model_id == profile.id],
+        available=available,
+        resident=profile.id in resident,
+        tiny=profile.tiny,
+        base_model=profile.base_model,
+        description=profile.description,
+        defaults=ModelDefaults(
+            steps=profile.default_steps,
+            guidance=profile.default_guidance,
+            width=profile.default_width,
+            height=profile.default_height,
+        ),
+    )
+
+
+@router.get("", response_model=ModelList, summary="Models and whether they are on disk")
+def list_models(_: CurrentAccount, models: ModelsDep) -> ModelList:
     resident = {r["id"] for r in models.cache.resident()}
     defaults = models.catalog.defaults()
-    return [
-        ModelOut(
-            id=p.id,
-            family=p.family,
-            tasks=list(p.tasks),
-            default_for=[task for task, model_id in defaults.items() if model_id == p.id],
-            available=models.is_available(p),
-            resident=p.id in resident,
-            tiny=p.tiny,
-            base_model=p.base_model,
-            description=p.description,
-            defaults=ModelDefaults(
-                steps=p.default_steps,
-                guidance=p.default_guidance,
-                width=p.default_width,
-                height=p.default_height,
-            ),
-        )
-        for p in models.list_profiles()
-    ]
+    return ModelList(
+        data=[
+            model_out(p, models, resident=resident, defaults=defaults)
+            for p in models.list_profiles()
+        ]
+    )
+
+
+@router.get(
+    "/{model}",
+    response_model=ModelOut,
+    responses={404: {"model": ErrorOut}},
+    summary="One model: availability, residency, defaults",
+)
+def get_model(model: ModelId, _: CurrentAccount, models: ModelsDep) -> ModelOut:
+    profile = models.catalog.get(model)
+    if profile is None:
+        raise not_found(f"model {model!r}")
+    resident = {r["id"] for r in models.cache.resident()}
+    return model_out(profile, models, resident=resident, defaults=models.catalog.defaults())
