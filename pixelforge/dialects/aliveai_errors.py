@@ -1,0 +1,36 @@
+"""The aliveai dialect's error shape, and its "not available on this server" error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse, Response
+
+from pixelforge.errors import ErrorCode, PixelForgeError
+
+NOT_AVAILABLE = "NOT_AVAILABLE"
+
+
+class NotAvailable(PixelForgeError):
+    """A feature of the seed this server does not run (answered 501, errorType NOT_AVAILABLE)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.model_unavailable, message, status=501)
+
+
+def error_type(code: str | None) -> str:
+    """The AliveAI `errorType` of a core error code: the code in upper case, or UNKNOWN."""
+    return code.upper() if code else "UNKNOWN"
+
+
+def error_body(err: PixelForgeError, **extra: Any) -> dict[str, Any]:
+    """{"status", "errorType", "code", "message"} (plus e.g. promptId for a failed prompt)."""
+    if isinstance(err, NotAvailable):
+        kind, code = NOT_AVAILABLE, "not_available"
+    else:
+        kind, code = error_type(err.code.value), err.code.value
+    return {"status": err.status, "errorType": kind, "code": code, "message": err.message, **extra}
+
+
+def format_error(err: PixelForgeError) -> Response:
+    return JSONResponse(error_body(err), status_code=err.status, headers=err.headers)

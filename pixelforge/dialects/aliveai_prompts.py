@@ -1,0 +1,301 @@
+"""AliveAI prompts: create (one route per seed endpoint), read, list, delete, queue."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from pixelforge.api.deps import CurrentAccount, ServicesDep
+from pixelforge.dialects import aliveai_schemas as sc
+from pixelforge.dialects import aliveai_store as store
+from pixelforge.dialects import aliveai_translate as tr
+from pixelforge.dialects.aliveai_errors import NotAvailable, error_body
+from pixelforge.dialects.common import submit, wait
+from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.services import Services
+from pixelforge.store.tables import Account, Job
+
+router = APIRouter(prefix="/aliveai", tags=["aliveai"])
+
+Blocking = Annotated[
+    bool | None,
+    Header(
+        alias="x-aliveai-request-blocking",
+        description="true: answer when the generation is done (at most 40 s)",
+    ),
+]
+IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", max_length=200)]
+
+
+def _job_error(job: Job) -> PixelForgeError:
+    try:
+        code = ErrorCode(job.error_code or "internal_error")
+    except ValueError:
+        code = ErrorCode.internal_error
+    return PixelForgeError(code, job.error_message or "the generation failed")
+
+
+async def _create(
+    request: Request,
+    services: Services,
+    account: Account,
+    body: BaseModel,
+    plan: tr.Plan,
+    *,
+    blocking: bool | None,
+    idempotency_key: str | None,
+) -> Response:
+    """Submit the core job, keep the request with it, answer (after it ends when blocking)."""
+    submitted = await submit(
+        services,
+        account,
+        plan.pipeline,
+        plan.params,
+        idempotency_key=idempotency_key,
+        block_explicit=plan.block_explicit,
+    )
+    job = submitted.job
+    stored = body.model_dump(mode="json", exclude_none=True)
+    stored["seed"] = str(job.seed)
+    await run_in_threadpool(store.save, services, job, plan.prompt_type, stored)
+    if blocking:
+        job = await wait(services, job, services.settings.aliveai_max_blocking_s)
+        if job.status in ("failed", "canceled"):
+            err = _job_error(job)
+            return JSONResponse(error_body(err, promptId=job.id), status_code=err.status)
+    prompt = await run_in_threadpool(store.find, services, account.id, job.id)
+    container = await run_in_threadpool(store.container, services, request, prompt)
+    return JSONResponse({"promptId": job.id, "seed": str(job.seed), "promptContainer": container})
+
+
+@router.post("/prompts", summary="Create Prompt (text to image)")
+async def create_prompt(
+    body: sc.CreatePromptRequest,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    blocking: Blocking = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    plan = await run_in_threadpool(tr.create_prompt, services, body)
+    return await _create(
+        request, services, account, body, plan, blocking=blocking, idempotency_key=idempotency_key
+    )
+
+
+@router.post("/prompts/edit-image", summary="Edit Image")
+async def edit_image(
+    body: sc.EditImageRequest,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    blocking: Blocking = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    plan = await run_in_threadpool(tr.edit_image, services, body)
+    return await _create(
+        request, services, account, body, plan, blocking=blocking, idempotency_key=idempotency_key
+    )
+
+
+@router.post("/prompts/image-to-video", summary="Create Image To Video")
+async def image_to_video(
+    body: sc.ImageToVideoRequest,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    blocking: Blocking = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    plan = await run_in_threadpool(tr.image_to_video, services, body)
+    return await _create(
+        request, services, account, body, plan, blocking=blocking, idempotency_key=idempotency_key
+    )
+
+
+@router.post("/prompts/inpaint", summary="Inpaint")
+async def inpaint(
+    body: sc.InpaintRequest,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    blocking: Blocking = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    return await _create(
+        request,
+        services,
+        account,
+        body,
+        tr.inpaint(body),
+        blocking=blocking,
+        idempotency_key=idempotency_key,
+    )
+
+
+@router.post("/prompts/upscale-image", summary="Upscale Image")
+async def upscale_image(
+    body: sc.UpscaleImageRequest,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    blocking: Blocking = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    return await _create(
+        request,
+        services,
+        account,
+        body,
+        tr.upscale_image(body),
+        blocking=blocking,
+        idempotency_key=idempotency_key,
+    )
+
+
+@router.post("/prompts/face-improve", summary="Create Face Improve Prompt")
+async def face_improve(
+    body: sc.FaceImproveRequest,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    blocking: Blocking = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    return await _create(
+        request,
+        services,
+        account,
+        body,
+        tr.face_improve(body),
+        blocking=blocking,
+        idempotency_key=idempotency_key,
+    )
+
+
+@router.post("/prompts/after-face-swap", summary="Create After Face Swap")
+async def after_face_swap(
+    body: sc.AfterFaceSwapRequest,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    blocking: Blocking = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    return await _create(
+        request,
+        services,
+        account,
+        body,
+        tr.after_face_swap(body),
+        blocking=blocking,
+        idempotency_key=idempotency_key,
+    )
+
+
+@router.post("/prompts/clothes", summary="Create Clothes")
+async def create_clothes(
+    body: sc.CreateClothesRequest,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    blocking: Blocking = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    plan = tr.create_clothes(services, body)
+    return await _create(
+        request, services, account, body, plan, blocking=blocking, idempotency_key=idempotency_key
+    )
+
+
+@router.post("/prompts/upscale-video", summary="Upscale Video (not available)")
+def upscale_video(body: sc.UpscaleVideoRequest, _: CurrentAccount) -> Response:
+    raise NotAvailable(
+        f"Upscale Video ({body.videoUpscaleModel}): this server has no video upscaler; "
+        "upscale images with Upscale Image"
+    )
+
+
+# -- the queue -------------------------------------------------------------------------------
+@router.get("/prompts/queue", summary="Get Pending")
+def get_pending(account: CurrentAccount, services: ServicesDep) -> dict[str, Any]:
+    return {"queue": store.queue(services, account.id)}
+
+
+@router.delete("/prompts/queue", status_code=204, summary="Delete From Queue")
+def delete_from_queue(
+    promptId: Annotated[str, Query(max_length=64)],
+    account: CurrentAccount,
+    services: ServicesDep,
+) -> Response:
+    prompt = store.find(services, account.id, promptId)
+    if prompt.job.status not in store.PENDING:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"promptId: prompt {promptId!r} is no longer in the queue ({prompt.job.status})",
+        )
+    services.jobs.cancel(account_id=account.id, job_id=promptId)
+    return Response(status_code=204)
+
+
+# -- the prompts manager ---------------------------------------------------------------------
+@router.get("/prompts", summary="Get Prompts (completed prompts, newest first)")
+def get_prompts(
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    page: Annotated[int, Query(ge=0)],
+    pageSize: Annotated[int, Query(ge=1, le=20)] = 20,
+    promptType: Annotated[list[str] | None, Query()] = None,
+    query: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    unknown = sorted(set(promptType or []) - set(sc.PROMPT_TYPES))
+    if unknown:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter, f"promptType: {', '.join(unknown)} is not a PromptType"
+        )
+    done = ("succeeded",)
+    if query:
+        prompts, _ = store.listing(services, account.id, statuses=done, types=promptType)
+        needle = query.lower()
+        prompts = [p for p in prompts if needle in str(store.request_of(services, p)).lower()]
+        total = len(prompts)
+        prompts = prompts[page * pageSize : (page + 1) * pageSize]
+    else:
+        prompts, total = store.listing(
+            services,
+            account.id,
+            statuses=done,
+            types=promptType,
+            offset=page * pageSize,
+            limit=pageSize,
+        )
+    return {
+        "prompts": [store.container(services, request, p) for p in prompts],
+        "hasNextPage": (page + 1) * pageSize < total,
+        "totalPageCount": math.ceil(total / pageSize),
+    }
+
+
+@router.get("/prompts/{promptId}", summary="Get Prompt")
+def get_prompt(
+    promptId: str, request: Request, account: CurrentAccount, services: ServicesDep
+) -> dict[str, Any]:
+    return store.container(services, request, store.find(services, account.id, promptId))
+
+
+@router.delete("/prompts/{promptId}", status_code=204, summary="Delete Prompt")
+def delete_prompt(promptId: str, account: CurrentAccount, services: ServicesDep) -> Response:
+    prompt = store.find(services, account.id, promptId)
+    if prompt.job.status in store.PENDING:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"promptId: prompt {promptId!r} is still in the queue; use Delete From Queue",
+        )
+    store.delete(services, prompt)
+    return Response(status_code=204)
