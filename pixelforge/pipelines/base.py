@@ -122,6 +122,7 @@ class PipelineRegistry:
 
 def default_registry() -> PipelineRegistry:
     """The pipelines that ship with PixelForge."""
+    from pixelforge.pipelines.age import AgePipeline
     from pixelforge.pipelines.background import (
         BlurBackgroundPipeline,
         RemoveBackgroundPipeline,
@@ -133,7 +134,15 @@ def default_registry() -> PipelineRegistry:
     from pixelforge.pipelines.detect_nsfw import DetectNsfwPipeline
     from pixelforge.pipelines.edit import EditPipeline
     from pixelforge.pipelines.enhance import EnhancePipeline
+    from pixelforge.pipelines.extract_clothes import ExtractClothesPipeline
     from pixelforge.pipelines.face_swap import FaceSwapPipeline
+    from pixelforge.pipelines.hair import (
+        ChangeHairstylePipeline,
+        HairBangsPipeline,
+        HairExtensionPipeline,
+        HairVolumePipeline,
+        TryWigPipeline,
+    )
     from pixelforge.pipelines.image_to_image import ImageToImagePipeline
     from pixelforge.pipelines.image_to_video import ImageToVideoPipeline
     from pixelforge.pipelines.inpaint import InpaintPipeline, OutpaintPipeline
@@ -169,5 +178,12 @@ def default_registry() -> PipelineRegistry:
             RelightPipeline(),
             StylizePipeline(),
             EnhancePipeline(),
+            ChangeHairstylePipeline(),
+            TryWigPipeline(),
+            HairExtensionPipeline(),
+            HairBangsPipeline(),
+            HairVolumePipeline(),
+            AgePipeline(),
+            ExtractClothesPipeline(),
         ]
     )
