@@ -35,7 +35,9 @@ class ErrorCode(StrEnum):
     signature_invalid = "signature_invalid"
     unknown_pipeline = "unknown_pipeline"
     model_unavailable = "model_unavailable"
+    not_available = "not_available"  # this server does not offer this feature
     canceled = "canceled"
+    task_abandoned = "task_abandoned"  # not polled within its poll timeout
     worker_lost = "worker_lost"
     timeout = "timeout"
     internal_error = "internal_error"
@@ -65,6 +67,7 @@ _STATUS = {
     ErrorCode.unsupported_media_type: 415,
     ErrorCode.idempotency_mismatch: 422,
     ErrorCode.rate_limited: 429,
+    ErrorCode.not_available: 501,
     ErrorCode.model_unavailable: 503,
 }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from pixelforge.accounts.ratelimit import RateLimiter, create_rate_limiter
 from pixelforge.accounts.service import AccountService
 from pixelforge.accounts.tokens import derive_key
+from pixelforge.catalog.filters import FilterService
 from pixelforge.catalog.service import CatalogService
 from pixelforge.jobs.events import InProcessBus
 from pixelforge.jobs.redis_bus import RedisBus
@@ -51,6 +52,7 @@ class Services:
     limiter: RateLimiter
     registry: PipelineRegistry
     catalog: CatalogService
+    filters: FilterService  # Eventstation's filters (admin-managed catalog entries)
     models: ModelManager
     runner: Runner
     pool: WorkerPool
@@ -79,6 +81,8 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
     registry = registry or default_registry()
     catalog = CatalogService(db)
     catalog.seed()
+    filters = FilterService(db)
+    filters.seed()
     bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     media = MediaService(
         db=db,
@@ -153,6 +157,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         limiter=create_rate_limiter(settings.redis_url),
         registry=registry,
         catalog=catalog,
+        filters=filters,
         models=models,
         runner=runner,
         pool=pool,

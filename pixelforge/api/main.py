@@ -16,6 +16,7 @@ from pixelforge.api.routes import (
     auth,
     catalog,
     events,
+    filters,
     jobs,
     me,
     media,
@@ -64,7 +65,19 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     install_error_handlers(app)
     app.add_middleware(LimitsMiddleware)
-    for module in (auth, me, admin, jobs, media, pipelines, catalog, models, analyze, events):
+    for module in (
+        auth,
+        me,
+        admin,
+        jobs,
+        media,
+        pipelines,
+        catalog,
+        models,
+        analyze,
+        events,
+        filters,
+    ):
         app.include_router(module.router)
     mounted = dialects.mount(app, settings.dialects)
 

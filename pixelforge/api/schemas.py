@@ -67,6 +67,11 @@ class JobOut(BaseModel):
     seed: int
     cost: int
     params: dict[str, Any]
+    metadata: dict[str, Any] | None = Field(
+        None,
+        description="what the job was submitted with as `metadata` (dialects keep theirs here)",
+        examples=[{"order": "A-1042", "tags": ["catalog", "spring"]}],
+    )
     result: dict[str, Any] | None
     outputs: list[MediaOut]
     error: JobError | None
@@ -130,6 +135,7 @@ def job_out(
         seed=job.seed,
         cost=job.cost,
         params=job.params,
+        metadata=job.meta,
         result=job.result,
         outputs=[media_out(services, m, base) for m in outputs],
         error=JobError(code=job.error_code, message=job.error_message or "")

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -252,6 +253,35 @@ def file_url(services: Services, request: Request, folder: str, row: Media) -> s
     return f"{common.base_url(services, request)}{PREFIX}{file_path(services, folder, row)}"
 
 
+# -- OpenAPI examples ------------------------------------------------------------------------
+_FILE_TYPES = {
+    "images": "image/png",
+    "processed_images": "image/png",
+    "processed_videos": "video/mp4",
+}
+_EXAMPLE_FILES = {
+    folder: f"{stem}_med_3q2xJ0cQ9h1b7m0PZrUo8A.1735693200.kX2vQ8mZr1T0bYc4LpN7sWfA3eHjU6dG"
+    f".{_EXT[_FILE_TYPES[folder]]}"
+    for folder, stem in FOLDERS.items()
+}
+
+
+def _examples(
+    examples: dict[int, tuple[str, Any]], media_type: str = "application/json"
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: status -> (description, example body)."""
+    return {
+        status: {"description": text, "content": {media_type: {"example": body}}}
+        for status, (text, body) in examples.items()
+    }
+
+
+_BAD_REQUEST = (
+    "a missing or invalid field",
+    {"error": "prompt: a description of the transformation is required"},
+)
+
+
 # -- routes ----------------------------------------------------------------------------------
 class GenerateIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -305,7 +335,25 @@ async def generate(
     )
 
 
-@router.post("/api/img2img", summary="Image to image (blocking, multipart)")
+@router.post(
+    "/api/img2img",
+    summary="Image to image (blocking, multipart)",
+    responses=_examples(
+        {
+            200: (
+                "the transformed image",
+                {
+                    "success": True,
+                    "message": "Image transformed successfully",
+                    "image_url": "https://pixelforge.example/aiart/processed_images/"
+                    + _EXAMPLE_FILES["processed_images"],
+                    "seed": 1234567,
+                },
+            ),
+            400: _BAD_REQUEST,
+        }
+    ),
+)
 async def img2img(
     request: Request,
     caller: CallerDep,
@@ -348,7 +396,23 @@ async def img2img(
     )
 
 
-@router.post("/api/img2video", summary="Image to video: start (multipart)")
+@router.post(
+    "/api/img2video",
+    summary="Image to video: start (multipart)",
+    responses=_examples(
+        {
+            200: (
+                "the generation was accepted; poll its id",
+                {
+                    "success": True,
+                    "id": "job_a8Zr0cK1d2Q9xw3mP0vUoQ",
+                    "message": "Video generation started. Poll for results using the returned ID.",
+                },
+            ),
+            400: _BAD_REQUEST,
+        }
+    ),
+)
 async def img2video(
     caller: CallerDep,
     services: ServicesDep,
@@ -381,9 +445,29 @@ async def img2video(
     )
 
 
-@router.get("/api/img2video/result/{generation_id}", summary="Image to video: poll")
+@router.get(
+    "/api/img2video/result/{generation_id}",
+    summary="Image to video: poll",
+    responses=_examples(
+        {
+            200: (
+                "the video is ready (its URL is relative to the API's base URL)",
+                {
+                    "status": "complete",
+                    "video_url": "/processed_videos/" + _EXAMPLE_FILES["processed_videos"],
+                    "finish_reason": "SUCCESS",
+                    "seed": "1234567",
+                },
+            ),
+            202: ("still running", {"status": "in-progress", "message": _IN_PROGRESS}),
+            404: ("no such generation", {"error": "job 'job_x' not found"}),
+        }
+    ),
+)
 async def img2video_result(
-    generation_id: str, caller: CallerDep, services: ServicesDep
+    generation_id: Annotated[str, PathParam(examples=["job_a8Zr0cK1d2Q9xw3mP0vUoQ"])],
+    caller: CallerDep,
+    services: ServicesDep,
 ) -> JSONResponse:
     job = await common.get_job(services, caller.account, generation_id)
     if job.pipeline != "image_to_video":
@@ -433,7 +517,17 @@ def _file_route(folder: str) -> None:
 
     path = f"/{folder}/{{name}}"
     summary = f"Download a result from /{folder}/ (the URL is its own credential)"
-    router.add_api_route(path, serve, methods=["GET"], response_class=FileResponse, summary=summary)
+    router.add_api_route(
+        path,
+        serve,
+        methods=["GET"],
+        response_class=FileResponse,
+        summary=summary,
+        responses={
+            200: {"description": "the file", "content": {_FILE_TYPES[folder]: {}}},
+            **_examples({404: ("unknown, expired or deleted", {"error": "file 'x' not found"})}),
+        },
+    )
     router.add_api_route(path, serve, methods=["HEAD"], include_in_schema=False)
 
 

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 
 from pixelforge.api.deps import CurrentAccount, ServicesDep, credential
 from pixelforge.catalog.types import LoraTemplate
+from pixelforge.dialects import aliveai_examples as ex
 from pixelforge.dialects import aliveai_prompts, aliveai_ws
 from pixelforge.dialects import aliveai_schemas as sc
 from pixelforge.dialects import aliveai_store as store
@@ -53,12 +54,19 @@ _POSE_GROUPS = (
 
 
 # -- members ---------------------------------------------------------------------------------
-@_api.post("/members/login", summary="Login")
+@_api.post(
+    "/members/login",
+    summary="Login",
+    responses=ex.responses(
+        {"accessToken": "at_Vb3k0Qm2pL8xT1zR9wYc4A.kX2vQ8mZr1T0bYc4"},
+        ex.error(401, "unauthorized", "wrong email or password"),
+    ),
+)
 def login(body: sc.LoginRequest, services: ServicesDep) -> dict[str, str]:
     return {"accessToken": services.accounts.login(email=body.email, password=body.password)}
 
 
-@_api.get("/members/me", summary="Me")
+@_api.get("/members/me", summary="Me", responses=ex.responses(ex.ME))
 def me(request: Request, account: CurrentAccount, services: ServicesDep) -> dict[str, Any]:
     cred = credential(request)
     return {
@@ -76,7 +84,14 @@ def me(request: Request, account: CurrentAccount, services: ServicesDep) -> dict
 
 
 # -- upload ----------------------------------------------------------------------------------
-@_api.post("/upload", summary="Upload File")
+@_api.post(
+    "/upload",
+    summary="Upload File",
+    responses=ex.responses(
+        ex.UPLOAD,
+        ex.error(400, "invalid_parameter", "image: a multipart file field 'image' is required"),
+    ),
+)
 async def upload(request: Request, account: CurrentAccount, services: ServicesDep) -> Any:
     limit = services.settings.max_upload_bytes
     if int(request.headers.get("content-length") or 0) > limit + 64 * 1024:
@@ -134,14 +149,20 @@ def _templates(services: Services, kind: str) -> list[dict[str, Any]]:
 TemplateType = Annotated[str, Path(pattern="^(" + "|".join(sc.TEMPLATE_TYPES) + ")$")]
 
 
-@_api.get("/loras/type/{templateType}", summary="List By Type")
+@_api.get(
+    "/loras/type/{templateType}", summary="List By Type", responses=ex.responses([ex.TEMPLATE])
+)
 def loras_by_type(
     templateType: TemplateType, _: CurrentAccount, services: ServicesDep
 ) -> list[dict[str, Any]]:
     return _templates(services, templateType)
 
 
-@_api.get("/loras/{templateId}", summary="Get By Id")
+@_api.get(
+    "/loras/{templateId}",
+    summary="Get By Id",
+    responses=ex.responses(ex.TEMPLATE, ex.error(404, "not_found", "template 'nope' not found")),
+)
 def lora_by_id(templateId: str, _: CurrentAccount, services: ServicesDep) -> dict[str, Any]:
     tpl = services.catalog.lora(templateId)
     if tpl is None:
@@ -167,31 +188,49 @@ def _deprecated(kind: str) -> Any:
 
 
 for _path, _kind in _DEPRECATED.items():
-    _api.add_api_route(_path, _deprecated(_kind), methods=["GET"], deprecated=True)
+    _api.add_api_route(
+        _path,
+        _deprecated(_kind),
+        methods=["GET"],
+        deprecated=True,
+        responses=ex.responses([{**ex.TEMPLATE, "templateType": _kind}]),
+    )
 
 
 # -- poses and clothes -------------------------------------------------------------------------
-@_api.get("/poses", summary="Get Poses (no pose library ships: every group is empty)")
+@_api.get(
+    "/poses",
+    summary="Get Poses (no pose library ships: every group is empty)",
+    responses=ex.responses({group: {} for group in _POSE_GROUPS}),
+)
 def get_poses(_: CurrentAccount) -> dict[str, Any]:
     return {group: {} for group in _POSE_GROUPS}
 
 
-@_api.get("/poses/custom", summary="Get Custom Poses")
+@_api.get("/poses/custom", summary="Get Custom Poses", responses=ex.responses([]))
 def get_custom_poses(_: CurrentAccount) -> list[dict[str, Any]]:
     return []
 
 
-@_api.get("/poses/custom/{poseId}", summary="Get Custom Pose")
+@_api.get(
+    "/poses/custom/{poseId}",
+    summary="Get Custom Pose",
+    responses=ex.responses(None, ex.error(404, "not_found", "pose 'pose_1' not found")),
+)
 def get_custom_pose(poseId: str, _: CurrentAccount) -> dict[str, Any]:
     raise not_found(f"pose {poseId!r}")
 
 
-@_api.delete("/poses/custom/{poseId}", summary="Delete Custom Pose")
+@_api.delete(
+    "/poses/custom/{poseId}",
+    summary="Delete Custom Pose",
+    responses=ex.responses(None, ex.error(404, "not_found", "pose 'pose_1' not found")),
+)
 def delete_custom_pose(poseId: str, _: CurrentAccount) -> Response:
     raise not_found(f"pose {poseId!r}")
 
 
-@_api.get("/clothes", summary="Get Public Clothes (none ship)")
+@_api.get("/clothes", summary="Get Public Clothes (none ship)", responses=ex.responses([]))
 def get_public_clothes(_: CurrentAccount) -> list[dict[str, Any]]:
     return []
 
@@ -216,7 +255,11 @@ def _custom_clothes(services: Services, account_id: str, clothes_id: str) -> sto
     return prompt
 
 
-@_api.get("/clothes/custom", summary="Get Custom Clothes (the results of Create Clothes)")
+@_api.get(
+    "/clothes/custom",
+    summary="Get Custom Clothes (the results of Create Clothes)",
+    responses=ex.responses([ex.CLOTHES]),
+)
 def get_custom_clothes(
     request: Request, account: CurrentAccount, services: ServicesDep
 ) -> list[dict[str, Any]]:
@@ -226,14 +269,25 @@ def get_custom_clothes(
     return [_clothes(services, request, p) for p in prompts]
 
 
-@_api.get("/clothes/custom/{clothesId}", summary="Get Custom Clothes by id")
+@_api.get(
+    "/clothes/custom/{clothesId}",
+    summary="Get Custom Clothes by id",
+    responses=ex.responses(
+        ex.CLOTHES, ex.error(404, "not_found", f"clothes {ex.PROMPT_ID!r} not found")
+    ),
+)
 def get_custom_clothes_item(
     clothesId: str, request: Request, account: CurrentAccount, services: ServicesDep
 ) -> dict[str, Any]:
     return _clothes(services, request, _custom_clothes(services, account.id, clothesId))
 
 
-@_api.delete("/clothes/custom/{clothesId}", status_code=204, summary="Delete Custom Clothes")
+@_api.delete(
+    "/clothes/custom/{clothesId}",
+    status_code=204,
+    summary="Delete Custom Clothes",
+    responses=ex.responses(None, ex.error(404, "not_found", f"clothes {ex.PROMPT_ID!r} not found")),
+)
 async def delete_custom_clothes(
     clothesId: str, account: CurrentAccount, services: ServicesDep
 ) -> Response:

@@ -8,14 +8,10 @@ from fastapi.responses import JSONResponse, Response
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 
-NOT_AVAILABLE = "NOT_AVAILABLE"
 
-
-class NotAvailable(PixelForgeError):
-    """A feature of the seed this server does not run (answered 501, errorType NOT_AVAILABLE)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.model_unavailable, message, status=501)
+def not_available(message: str) -> PixelForgeError:
+    """A feature of the seed this server does not run (501, errorType NOT_AVAILABLE)."""
+    return PixelForgeError(ErrorCode.not_available, message)
 
 
 def error_type(code: str | None) -> str:
@@ -25,11 +21,14 @@ def error_type(code: str | None) -> str:
 
 def error_body(err: PixelForgeError, **extra: Any) -> dict[str, Any]:
     """{"status", "errorType", "code", "message"} (plus e.g. promptId for a failed prompt)."""
-    if isinstance(err, NotAvailable):
-        kind, code = NOT_AVAILABLE, "not_available"
-    else:
-        kind, code = error_type(err.code.value), err.code.value
-    return {"status": err.status, "errorType": kind, "code": code, "message": err.message, **extra}
+    code = err.code.value
+    return {
+        "status": err.status,
+        "errorType": error_type(code),
+        "code": code,
+        "message": err.message,
+        **extra,
+    }
 
 
 def format_error(err: PixelForgeError) -> Response:

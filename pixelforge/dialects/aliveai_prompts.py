@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from pixelforge.api.deps import CurrentAccount, ServicesDep
+from pixelforge.dialects import aliveai_examples as ex
 from pixelforge.dialects import aliveai_schemas as sc
 from pixelforge.dialects import aliveai_store as store
 from pixelforge.dialects import aliveai_translate as tr
-from pixelforge.dialects.aliveai_errors import NotAvailable, error_body
+from pixelforge.dialects.aliveai_errors import error_body, not_available
 from pixelforge.dialects.common import submit, wait
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.services import Services
@@ -30,6 +31,16 @@ Blocking = Annotated[
     ),
 ]
 IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", max_length=200)]
+_CREATED = ex.responses(
+    ex.CREATE,
+    ex.INVALID,
+    ex.error(
+        402,
+        "insufficient_credits",
+        "this job costs 1 credits but only 0 are available; ask an administrator for more "
+        "credits or cancel queued jobs",
+    ),
+)
 
 
 def _job_error(job: Job) -> PixelForgeError:
@@ -50,7 +61,8 @@ async def _create(
     blocking: bool | None,
     idempotency_key: str | None,
 ) -> Response:
-    """Submit the core job, keep the request with it, answer (after it ends when blocking)."""
+    """Submit the core job with the request as its metadata (one transaction), answer (after
+    it ends when blocking)."""
     submitted = await submit(
         services,
         account,
@@ -58,11 +70,9 @@ async def _create(
         plan.params,
         idempotency_key=idempotency_key,
         block_explicit=plan.block_explicit,
+        meta=store.meta(plan.prompt_type, body.model_dump(mode="json", exclude_none=True)),
     )
     job = submitted.job
-    stored = body.model_dump(mode="json", exclude_none=True)
-    stored["seed"] = str(job.seed)
-    await run_in_threadpool(store.save, services, job, plan.prompt_type, stored)
     if blocking:
         job = await wait(services, job, services.settings.aliveai_max_blocking_s)
         if job.status in ("failed", "canceled"):
@@ -73,7 +83,7 @@ async def _create(
     return JSONResponse({"promptId": job.id, "seed": str(job.seed), "promptContainer": container})
 
 
-@router.post("/prompts", summary="Create Prompt (text to image)")
+@router.post("/prompts", summary="Create Prompt (text to image)", responses=_CREATED)
 async def create_prompt(
     body: sc.CreatePromptRequest,
     request: Request,
@@ -88,7 +98,7 @@ async def create_prompt(
     )
 
 
-@router.post("/prompts/edit-image", summary="Edit Image")
+@router.post("/prompts/edit-image", summary="Edit Image", responses=_CREATED)
 async def edit_image(
     body: sc.EditImageRequest,
     request: Request,
@@ -103,7 +113,7 @@ async def edit_image(
     )
 
 
-@router.post("/prompts/image-to-video", summary="Create Image To Video")
+@router.post("/prompts/image-to-video", summary="Create Image To Video", responses=_CREATED)
 async def image_to_video(
     body: sc.ImageToVideoRequest,
     request: Request,
@@ -118,7 +128,7 @@ async def image_to_video(
     )
 
 
-@router.post("/prompts/inpaint", summary="Inpaint")
+@router.post("/prompts/inpaint", summary="Inpaint", responses=_CREATED)
 async def inpaint(
     body: sc.InpaintRequest,
     request: Request,
@@ -138,7 +148,7 @@ async def inpaint(
     )
 
 
-@router.post("/prompts/upscale-image", summary="Upscale Image")
+@router.post("/prompts/upscale-image", summary="Upscale Image", responses=_CREATED)
 async def upscale_image(
     body: sc.UpscaleImageRequest,
     request: Request,
@@ -158,7 +168,7 @@ async def upscale_image(
     )
 
 
-@router.post("/prompts/face-improve", summary="Create Face Improve Prompt")
+@router.post("/prompts/face-improve", summary="Create Face Improve Prompt", responses=_CREATED)
 async def face_improve(
     body: sc.FaceImproveRequest,
     request: Request,
@@ -178,7 +188,7 @@ async def face_improve(
     )
 
 
-@router.post("/prompts/after-face-swap", summary="Create After Face Swap")
+@router.post("/prompts/after-face-swap", summary="Create After Face Swap", responses=_CREATED)
 async def after_face_swap(
     body: sc.AfterFaceSwapRequest,
     request: Request,
@@ -198,7 +208,7 @@ async def after_face_swap(
     )
 
 
-@router.post("/prompts/clothes", summary="Create Clothes")
+@router.post("/prompts/clothes", summary="Create Clothes", responses=_CREATED)
 async def create_clothes(
     body: sc.CreateClothesRequest,
     request: Request,
@@ -213,21 +223,46 @@ async def create_clothes(
     )
 
 
-@router.post("/prompts/upscale-video", summary="Upscale Video (not available)")
+@router.post(
+    "/prompts/upscale-video",
+    summary="Upscale Video (not available)",
+    responses=ex.responses(
+        None,
+        ex.error(
+            501,
+            "not_available",
+            "Upscale Video (DEFAULT): this server has no video upscaler; upscale images with "
+            "Upscale Image",
+        ),
+    ),
+)
 def upscale_video(body: sc.UpscaleVideoRequest, _: CurrentAccount) -> Response:
-    raise NotAvailable(
+    raise not_available(
         f"Upscale Video ({body.videoUpscaleModel}): this server has no video upscaler; "
         "upscale images with Upscale Image"
     )
 
 
 # -- the queue -------------------------------------------------------------------------------
-@router.get("/prompts/queue", summary="Get Pending")
+@router.get("/prompts/queue", summary="Get Pending", responses=ex.responses(ex.QUEUE))
 def get_pending(account: CurrentAccount, services: ServicesDep) -> dict[str, Any]:
     return {"queue": store.queue(services, account.id)}
 
 
-@router.delete("/prompts/queue", status_code=204, summary="Delete From Queue")
+@router.delete(
+    "/prompts/queue",
+    status_code=204,
+    summary="Delete From Queue",
+    responses=ex.responses(
+        None,
+        ex.NOT_FOUND,
+        ex.error(
+            400,
+            "invalid_parameter",
+            f"promptId: prompt {ex.PROMPT_ID!r} is no longer in the queue (succeeded)",
+        ),
+    ),
+)
 def delete_from_queue(
     promptId: Annotated[str, Query(max_length=64)],
     account: CurrentAccount,
@@ -244,7 +279,11 @@ def delete_from_queue(
 
 
 # -- the prompts manager ---------------------------------------------------------------------
-@router.get("/prompts", summary="Get Prompts (completed prompts, newest first)")
+@router.get(
+    "/prompts",
+    summary="Get Prompts (completed prompts, newest first)",
+    responses=ex.responses(ex.PROMPTS),
+)
 def get_prompts(
     request: Request,
     account: CurrentAccount,
@@ -263,7 +302,7 @@ def get_prompts(
     if query:
         prompts, _ = store.listing(services, account.id, statuses=done, types=promptType)
         needle = query.lower()
-        prompts = [p for p in prompts if needle in str(store.request_of(services, p)).lower()]
+        prompts = [p for p in prompts if needle in str(p.request).lower()]
         total = len(prompts)
         prompts = prompts[page * pageSize : (page + 1) * pageSize]
     else:
@@ -282,14 +321,29 @@ def get_prompts(
     }
 
 
-@router.get("/prompts/{promptId}", summary="Get Prompt")
+@router.get(
+    "/prompts/{promptId}", summary="Get Prompt", responses=ex.responses(ex.CONTAINER, ex.NOT_FOUND)
+)
 def get_prompt(
     promptId: str, request: Request, account: CurrentAccount, services: ServicesDep
 ) -> dict[str, Any]:
     return store.container(services, request, store.find(services, account.id, promptId))
 
 
-@router.delete("/prompts/{promptId}", status_code=204, summary="Delete Prompt")
+@router.delete(
+    "/prompts/{promptId}",
+    status_code=204,
+    summary="Delete Prompt",
+    responses=ex.responses(
+        None,
+        ex.NOT_FOUND,
+        ex.error(
+            400,
+            "invalid_parameter",
+            f"promptId: prompt {ex.PROMPT_ID!r} is still in the queue; use Delete From Queue",
+        ),
+    ),
+)
 def delete_prompt(promptId: str, account: CurrentAccount, services: ServicesDep) -> Response:
     prompt = store.find(services, account.id, promptId)
     if prompt.job.status in store.PENDING:

@@ -1,21 +1,20 @@
 """AliveAI prompts on core jobs, and their views (prompt container, queue item, medias).
 
 A prompt is a core job. What the seed keeps with a prompt that the pipeline's params cannot hold
-(name, appearance, the request as sent) is kept beside the job as one small JSON media item of
-kind `aliveai` in the core's media store, with the same retention as the job's results; its
-content type names the prompt type (`application/vnd.aliveai.image_default+json`). No table of
-our own: deleting a prompt deletes its results and this item.
+(its type; name, appearance, ...: the request as sent) is the job's metadata under `aliveai`,
+`{"promptType", "request"}`, accepted in the same transaction as the job. A job without it
+(one made through the native API) is no prompt. Deleting a prompt deletes its results and
+marks its metadata `deletedAt`: it is gone from every listing, the job row stays (the ledger
+refers to it). Prompts are listed for the results' retention from their creation.
 """
 
 from __future__ import annotations
 
-import json
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
 from starlette.requests import HTTPConnection
 
 from pixelforge.clock import now
@@ -25,8 +24,9 @@ from pixelforge.errors import PixelForgeError, not_found
 from pixelforge.services import Services
 from pixelforge.store.tables import Job, Media
 
-KIND = "aliveai"
-_CTYPE = "application/vnd.aliveai.{}+json"
+META = "aliveai"
+_TYPE = (META, "promptType")
+_DELETED = (META, "deletedAt")
 
 # Get Prompt's request fields, in the seed's order, by the prompt type that fills each.
 REQUEST_KEYS = {
@@ -63,31 +63,24 @@ _STATUS = {
 PENDING = ("queued", "running")
 
 
-# The prompt type of a job made some other way (the native API), by its pipeline.
-_TYPES = {
-    "text_to_image": "IMAGE_DEFAULT",
-    "pose_transfer": "IMAGE_DEFAULT",
-    "edit": "EDIT_IMAGE",
-    "image_to_video": "IMAGE_TO_VIDEO",
-    "inpaint": "INPAINT",
-    "upscale": "EDIT_UPSCALE_IMAGE",
-    "enhance": "FACE_IMPROVE",
-    "face_swap": "AFTER_FACE_SWAP",
-    "extract_clothes": "CREATE_CLOTHES",
-}
-
-
 @dataclass(frozen=True)
 class Prompt:
     job: Job
-    sidecar: Media | None  # None only for a pending job made by other means (see `queue`)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The dialect's part of the job's metadata: promptType, request (, deletedAt)."""
+        ours: dict[str, Any] = (self.job.meta or {})[META]
+        return ours
 
     @property
     def prompt_type(self) -> str:
-        if self.sidecar is None:
-            return _TYPES.get(self.job.pipeline, self.job.pipeline.upper())
-        ctype = self.sidecar.content_type
-        return ctype.removeprefix("application/vnd.aliveai.").removesuffix("+json").upper()
+        return str(self.fields["promptType"])
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The request as sent, with the seed actually used."""
+        return {**self.fields.get("request", {}), "seed": str(self.job.seed)}
 
 
 def iso(ts: float) -> str:
@@ -95,49 +88,30 @@ def iso(ts: float) -> str:
 
 
 # -- persistence -------------------------------------------------------------------------------
-def save(services: Services, job: Job, prompt_type: str, request: dict[str, Any]) -> None:
-    """Keep the request beside its job (once: an idempotent replay keeps the first)."""
-    data = json.dumps(request, separators=(",", ":")).encode()
-    key = services.media.store.put(data, ext="json")
-    row = services.media.new_row(
-        account_id=job.account_id,
-        storage_key=key,
-        content_type=_CTYPE.format(prompt_type.lower()),
-        data=data,
-        width=None,
-        height=None,
-        kind=KIND,
-        job_id=job.id,
-    )
-    with services.db.write() as s:
-        have = s.scalar(select(Media.id).where(Media.job_id == job.id, Media.kind == KIND))
-        if have is None:
-            s.add(row)
-    if have is not None:
-        services.media.store.delete(key)
+def meta(prompt_type: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The job metadata that makes a core job this prompt (submitted with the job)."""
+    return {META: {"promptType": prompt_type, "request": request}}
+
+
+def is_prompt(job: Job) -> bool:
+    """A live AliveAI prompt: made by this dialect, not deleted (retention aside)."""
+    ours = (job.meta or {}).get(META)
+    return isinstance(ours, dict) and "promptType" in ours and ours.get("deletedAt") is None
+
+
+def _oldest(services: Services) -> float:
+    return now() - services.media.limits.result_retention_s
 
 
 def find(services: Services, account_id: str, prompt_id: str) -> Prompt:
     """The account's prompt; anyone else's, a deleted or an expired one is 404."""
-    with services.db.read() as s:
-        job = s.get(Job, prompt_id)
-        side = s.scalar(_sidecars(account_id).where(Media.job_id == prompt_id))
-    if job is None or side is None or job.account_id != account_id:
+    try:
+        job = services.jobs.get(account_id=account_id, job_id=prompt_id)
+    except PixelForgeError:
+        job = None
+    if job is None or not is_prompt(job) or job.created_at <= _oldest(services):
         raise not_found(f"prompt {prompt_id!r}")
-    return Prompt(job, side)
-
-
-def request_of(services: Services, prompt: Prompt) -> dict[str, Any]:
-    if prompt.sidecar is None:
-        return {}
-    data: dict[str, Any] = json.loads(services.media.read_bytes(prompt.sidecar))
-    return data
-
-
-def _sidecars(account_id: str) -> Any:
-    return select(Media).where(
-        Media.account_id == account_id, Media.kind == KIND, Media.expires_at > now()
-    )
+    return Prompt(job)
 
 
 def listing(
@@ -148,38 +122,28 @@ def listing(
     types: list[str] | None = None,
     offset: int = 0,
     limit: int | None = None,
-    every_job: bool = False,
 ) -> tuple[list[Prompt], int]:
-    """The account's prompts in these statuses, newest first (a page of them), and the total.
-
-    `every_job`: also the account's jobs without a stored request (made by the native API, or
-    an AliveAI prompt in the instant between its acceptance and its request being stored)."""
-    on = and_(
-        Media.job_id == Job.id,
-        Media.account_id == account_id,
-        Media.kind == KIND,
-        Media.expires_at > now(),
+    """The account's prompts in these statuses, newest first (a page of them), and the total."""
+    jobs, total = services.jobs.search(
+        account_id=account_id,
+        statuses=statuses,
+        meta={_TYPE: types or None},
+        meta_unset=[_DELETED],
+        created_after=_oldest(services),
+        offset=offset,
+        limit=limit,
     )
-    q = (
-        select(Job, Media)
-        .join(Media, on, isouter=every_job)
-        .where(Job.account_id == account_id, Job.status.in_(statuses))
-    )
-    if types:
-        q = q.where(Media.content_type.in_([_CTYPE.format(t.lower()) for t in types]))
-    with services.db.read() as s:
-        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
-        q = q.order_by(Job.created_at.desc(), Job.id.desc()).offset(offset)
-        rows = s.execute(q if limit is None else q.limit(limit)).all()
-    return [Prompt(job, side) for job, side in rows], int(total)
+    return [Prompt(job) for job in jobs], total
 
 
 def delete(services: Services, prompt: Prompt) -> None:
-    """Delete the prompt's results and its request: it is gone from every listing."""
-    rows = services.jobs.outputs(prompt.job.id)
-    for row in [*rows, prompt.sidecar] if prompt.sidecar is not None else rows:
+    """Mark the prompt deleted (gone from every listing) and delete its results."""
+    job = prompt.job
+    marked = {**prompt.fields, "deletedAt": now()}
+    services.jobs.update_meta(account_id=job.account_id, job_id=job.id, changes={META: marked})
+    for row in services.jobs.outputs(job.id):
         with suppress(PixelForgeError):  # already expired and swept
-            services.media.delete(account_id=prompt.job.account_id, media_id=row.id)
+            services.media.delete(account_id=job.account_id, media_id=row.id)
 
 
 # -- views -------------------------------------------------------------------------------------
@@ -196,7 +160,7 @@ def media_view(services: Services, conn: HTTPConnection, row: Media) -> dict[str
 def container(services: Services, conn: HTTPConnection, prompt: Prompt) -> dict[str, Any]:
     """Get Prompt's object: the request under its type's key, the medias, and the state."""
     job, ptype = prompt.job, prompt.prompt_type
-    request = request_of(services, prompt)
+    request = prompt.request
     out: dict[str, Any] = {"promptId": job.id}
     for key in REQUEST_KEYS.values():
         out[key] = request if REQUEST_KEYS.get(ptype) == key else None
@@ -231,10 +195,19 @@ def queue_item(prompt: Prompt, positions: dict[str, int]) -> dict[str, Any]:
 
 def queue(services: Services, account_id: str) -> list[dict[str, Any]]:
     """The account's pending prompts, oldest first, with their places in the queue."""
-    # All of the account's pending jobs: they are its queue, however they were made.
-    prompts, _ = listing(services, account_id, statuses=PENDING, every_job=True)
+    prompts, _ = listing(services, account_id, statuses=PENDING)
     positions = services.jobs.positions() if prompts else {}
     return [queue_item(p, positions) for p in reversed(prompts)]
+
+
+def queue_after(services: Services, account_id: str, job_id: str) -> list[dict[str, Any]] | None:
+    """The queue after an event of this job; None when the job is not one of the account's
+    prompts (a native job's events change no AliveAI queue)."""
+    try:
+        job = services.jobs.get(account_id=account_id, job_id=job_id)
+    except PixelForgeError:
+        return None
+    return queue(services, account_id) if is_prompt(job) else None
 
 
 def percent(progress: float) -> int:

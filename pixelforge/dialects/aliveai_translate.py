@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelforge.dialects import aliveai_schemas as sc
-from pixelforge.dialects.aliveai_errors import NotAvailable
+from pixelforge.dialects.aliveai_errors import not_available
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.services import Services
 
@@ -83,16 +83,16 @@ def loras(
 
 def create_prompt(services: Services, body: sc.CreatePromptRequest) -> Plan:
     if body.model in ("ANIMA", "GROK"):
-        raise NotAvailable(f"model {body.model} {_PRIVATE}")
+        raise not_available(f"model {body.model} {_PRIVATE}")
     if body.faceSwap is not None:
-        raise NotAvailable("faceSwap: not chained here; run After Face Swap on the result")
+        raise not_available("faceSwap: not chained here; run After Face Swap on the result")
     templates = list(body.modelTemplates or [])
     if body.modelTemplate is not None:
         templates.append(sc.TemplateRequest(id=body.modelTemplate))
     refs, extra = loras(services, templates, "IMAGE", "modelTemplates")
     clothes = body.clothesRequest if body.model == "CHARACTER_CREATOR" else None
     if clothes is not None and clothes.clothesId:
-        raise NotAvailable("clothesRequest.clothesId: no clothes library here; use clothesPrompt")
+        raise not_available("clothesRequest.clothesId: no clothes library here; use clothesPrompt")
     pose = body.pose or sc.PoseRequest()
     prompt = join(
         body.name,
@@ -130,9 +130,9 @@ def create_prompt(services: Services, body: sc.CreatePromptRequest) -> Plan:
 
 def edit_image(services: Services, body: sc.EditImageRequest) -> Plan:
     if body.editModel in ("QWEN_PRO", "GROK"):
-        raise NotAvailable(f"editModel {body.editModel} {_PRIVATE}")
+        raise not_available(f"editModel {body.editModel} {_PRIVATE}")
     if body.pose is not None and body.pose.id:
-        raise NotAvailable(
+        raise not_available(
             "pose.id: Edit Image takes pose.posePrompt; poses by id need Create Prompt"
         )
     refs, extra = loras(services, body.modelTemplates, "IMAGE_EDIT", "modelTemplates")
@@ -158,13 +158,13 @@ def edit_image(services: Services, body: sc.EditImageRequest) -> Plan:
 
 def image_to_video(services: Services, body: sc.ImageToVideoRequest) -> Plan:
     if body.videoModel == "AUDIO":
-        raise NotAvailable("videoModel AUDIO: this server makes videos without sound")
+        raise not_available("videoModel AUDIO: this server makes videos without sound")
     if body.videoModel != "DEFAULT":
-        raise NotAvailable(f"videoModel {body.videoModel} {_PRIVATE}")
+        raise not_available(f"videoModel {body.videoModel} {_PRIVATE}")
     if body.lastFrameMediaId:
-        raise NotAvailable("lastFrameMediaId: the video model here animates from one frame")
+        raise not_available("lastFrameMediaId: the video model here animates from one frame")
     if body.template or body.videoTemplates:
-        raise NotAvailable("videoTemplates: the video model here takes no templates")
+        raise not_available("videoTemplates: the video model here takes no templates")
     model = model_for(services, "image_to_video", "aliveai-video-default")
     params: dict[str, Any] = {"image": body.mediaId, "model": model, "seed": core_seed(body.seed)}
     if body.videoLength == "MEDIUM":
@@ -194,7 +194,7 @@ def upscale_image(body: sc.UpscaleImageRequest) -> Plan:
     core_seed(body.seed)
     name = body.upscaleModel or "DEFAULT"
     if name not in _UPSCALERS:
-        raise NotAvailable(f"upscaleModel {name} {_PRIVATE}")
+        raise not_available(f"upscaleModel {name} {_PRIVATE}")
     params = {"image": body.mediaId, "scale": 2, "model": _UPSCALERS[name]}
     return Plan("upscale", params, "EDIT_UPSCALE_IMAGE")
 
@@ -220,7 +220,7 @@ def after_face_swap(body: sc.AfterFaceSwapRequest) -> Plan:
 
 def create_clothes(services: Services, body: sc.CreateClothesRequest) -> Plan:
     if CLOTHES_PIPELINE not in services.registry.names():
-        raise NotAvailable("Create Clothes: the extract_clothes pipeline is not installed here")
+        raise not_available("Create Clothes: the extract_clothes pipeline is not installed here")
     fields = services.registry.get(CLOTHES_PIPELINE).Params.model_fields
     params: dict[str, Any] = {"image": body.mediaId}
     if "seed" in fields:

@@ -136,7 +136,8 @@ async def prompt_events(ws: WebSocket, promptId: str) -> None:
 @router.websocket("/ws/users/{userId}")
 async def user_events(ws: WebSocket, userId: str) -> None:
     """QUEUE_CHANGE with the user's queue whenever one of their prompts is queued, starts or
-    ends; a ping every 30 quiet seconds."""
+    ends; a ping every 30 quiet seconds. The prompt's request is stored with its job, so the
+    queue sent for its `queued` event already holds it."""
     accepted = await _account(ws)
     if accepted is None:
         return
@@ -155,7 +156,9 @@ async def user_events(ws: WebSocket, userId: str) -> None:
                 continue
             if ev.type not in _QUEUE_EVENTS:
                 continue
-            queue = await run_in_threadpool(store.queue, services, account.id)
+            queue = await run_in_threadpool(store.queue_after, services, account.id, ev.job_id)
+            if queue is None:
+                continue
             await ws.send_json({"eventType": "QUEUE_CHANGE", "queue": queue, "promptId": ev.job_id})
     except WebSocketDisconnect:
         pass

@@ -39,8 +39,11 @@ async def submit(
     block_explicit: bool | None = None,
     priority: int = 0,
     poll_timeout_s: float | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> Submitted:
-    """Accept a core job for the account (validates params, holds credits, idempotent)."""
+    """Accept a core job for the account (validates params, holds credits, idempotent).
+
+    `meta`: the dialect's own fields (its request as sent), stored with the job atomically."""
     return await run_in_threadpool(
         lambda: services.jobs.submit(
             account_id=account.id,
@@ -50,6 +53,7 @@ async def submit(
             idempotency_key=idempotency_key,
             block_explicit=account.block_explicit if block_explicit is None else block_explicit,
             poll_timeout_s=poll_timeout_s,
+            meta=meta,
         )
     )
 
@@ -87,8 +91,12 @@ async def ingest_image(
     b64: str | None = None,
     url: str | None = None,
     field: str = "image",
+    reuse_identical: bool = False,
 ) -> Media:
-    """Store an input image given as bytes, base64 (bare or data URI) or a URL (SSRF-safe)."""
+    """Store an input image given as bytes, base64 (bare or data URI) or a URL (SSRF-safe).
+
+    `reuse_identical`: an identical live upload of the account's is returned instead of a new
+    item (so a retried request names the same media and maps to the same idempotent job)."""
     given = [v for v in (data, b64, url) if v]
     if len(given) != 1:
         raise PixelForgeError(
@@ -97,9 +105,13 @@ async def ingest_image(
         )
     if url:
         return await run_in_threadpool(
-            lambda: services.media.ingest_url(account_id=account.id, url=url)
+            lambda: services.media.ingest_url(
+                account_id=account.id, url=url, reuse_identical=reuse_identical
+            )
         )
     raw = data if data else decode_base64(b64 or "", max_bytes=services.media.limits.max_bytes)
     return await run_in_threadpool(
-        lambda: services.media.ingest_upload(account_id=account.id, data=raw)
+        lambda: services.media.ingest_upload(
+            account_id=account.id, data=raw, reuse_identical=reuse_identical
+        )
     )

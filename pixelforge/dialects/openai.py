@@ -8,7 +8,6 @@ parameter readings. Errors under /v1/images leave in OpenAI's shape
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import re
 import time
@@ -19,18 +18,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from pixelforge.api.deps import CurrentAccount, ServicesDep
-from pixelforge.clock import now
 from pixelforge.dialects import common
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.events import TERMINAL
 from pixelforge.jobs.service import validation_message
 from pixelforge.models.base import IMAGE_TO_IMAGE, INPAINT, TEXT_TO_IMAGE, ModelProfile
 from pixelforge.services import Services
-from pixelforge.store.tables import Account, Media
+from pixelforge.store.tables import Account
 
 NAME = "openai"
 PREFIX = "/v1/images"
@@ -338,26 +335,10 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _earlier_upload(services: Services, account: Account, data: bytes) -> Media | None:
-    digest = hashlib.sha256(services.media.validate(data).data).hexdigest()
-    with services.db.read() as s:
-        q = select(Media).where(
-            Media.account_id == account.id,
-            Media.kind == "upload",
-            Media.sha256 == digest,
-            Media.expires_at > now() + 60,
-        )
-        return s.scalars(q.order_by(Media.created_at.desc()).limit(1)).first()
-
-
 async def ingest(services: Services, account: Account, data: bytes, *, reuse: bool) -> str:
     """Store a prepared input PNG; its media id. With an idempotency key an identical earlier
     upload is reused, so a retried request has the same params and maps to the same job."""
-    if reuse:
-        row = await run_in_threadpool(_earlier_upload, services, account, data)
-        if row is not None:
-            return row.id
-    return (await common.ingest_image(services, account, data=data)).id
+    return (await common.ingest_image(services, account, data=data, reuse_identical=reuse)).id
 
 
 # -- multipart -------------------------------------------------------------------------------

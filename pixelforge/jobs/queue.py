@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pixelforge.accounts import ledger
@@ -230,8 +230,11 @@ def recover_expired(db: Database) -> list[Recovered]:
         for job in rows:
             if job.cancel_requested:
                 job.status = CANCELED
-                job.error_code = ErrorCode.canceled.value
-                job.error_message = "canceled by the client (its worker stopped meanwhile)"
+                # An abandoned job keeps the code and message its abandonment set.
+                job.error_code = job.error_code or ErrorCode.canceled.value
+                job.error_message = (
+                    job.error_message or "canceled by the client (its worker stopped meanwhile)"
+                )
                 job.finished_at = now()
                 job.attempt_token = None
                 ledger.void(s, job_id=job.id)
@@ -253,4 +256,73 @@ def recover_expired(db: Database) -> list[Recovered]:
                 job.lease_expires_at = None
                 job.progress, job.step, job.total = 0.0, 0, 0
                 out.append(Recovered(job.id, job.account_id, requeued=True))
+    return out
+
+
+# -- abandonment: jobs whose client must keep polling (Perfect's "lost if not polled") --------
+
+
+def poll_overdue(job: Job, t: float) -> bool:
+    """True when a poll-timed job, not yet ended, was not polled within its timeout."""
+    if job.poll_timeout_s is None or job.status not in (QUEUED, RUNNING):
+        return False
+    return t - (job.last_polled_at or job.created_at) > job.poll_timeout_s
+
+
+def abandon(s: Session, job: Job, t: float) -> str:
+    """Abandon an overdue job in the caller's transaction; returns its status afterwards.
+
+    Queued: canceled now, hold voided. Running: cancel requested, so it stops at its next
+    step and is recorded canceled (never charged) with the code set here.
+    """
+    message = (
+        f"abandoned: the client did not poll for {job.poll_timeout_s:g} s; "
+        "the task was stopped and nothing was charged"
+    )
+    if job.status == QUEUED:
+        job.status = CANCELED
+        job.finished_at = t
+        job.attempt_token = None
+        job.error_code = ErrorCode.task_abandoned.value
+        job.error_message = message
+        ledger.void(s, job_id=job.id)
+    elif job.status == RUNNING and not job.cancel_requested:
+        job.cancel_requested = True
+        job.error_code = ErrorCode.task_abandoned.value
+        job.error_message = message
+    return job.status
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    job_id: str
+    account_id: str
+    status: str  # canceled (was queued) or running (cancel requested)
+    message: str
+
+
+def abandon_unpolled(db: Database, *, limit: int = 100) -> list[Abandoned]:
+    """Abandon every poll-timed job not polled in time (the housekeeping sweep)."""
+    t = now()
+    overdue = (
+        Job.poll_timeout_s.is_not(None),
+        or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.cancel_requested.is_(False))),
+        func.coalesce(Job.last_polled_at, Job.created_at) + Job.poll_timeout_s < t,
+    )
+    # Runs every second: a read first, so an idle sweep never takes the write lock.
+    with db.read() as s:
+        if s.scalar(select(Job.id).where(*overdue).limit(1)) is None:
+            return []
+    out = []
+    with db.write() as s:
+        rows = s.scalars(
+            select(Job)
+            .where(*overdue)
+            .limit(limit)
+            # A worker claiming or finishing one meanwhile must not be overwritten.
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in rows:
+            status = abandon(s, job, t)
+            out.append(Abandoned(job.id, job.account_id, status, job.error_message or ""))
     return out

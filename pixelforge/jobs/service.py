@@ -6,23 +6,25 @@ import base64
 import hashlib
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from pixelforge.accounts import ledger
 from pixelforge.clock import now
-from pixelforge.errors import ErrorCode, PixelForgeError, not_found
+from pixelforge.errors import ErrorCode, PixelForgeError, human_size, not_found
 from pixelforge.ids import new_id
 from pixelforge.jobs.events import Event, EventBus
 from pixelforge.jobs.queue import (
     CANCELED,
     QUEUED,
     RUNNING,
+    abandon,
+    poll_overdue,
     queue_order,
     queue_position,
 )
@@ -32,6 +34,26 @@ from pixelforge.store.db import Database
 from pixelforge.store.tables import Job, Media
 
 MAX_SEED = 2**32 - 1
+# A job's metadata, as compact JSON: a bound on what a client can park in the jobs table.
+MAX_META_BYTES = 64 * 1024
+MetaPath = tuple[str, ...]
+
+
+def meta_json(meta: dict[str, Any], *, limit: int = MAX_META_BYTES) -> str:
+    """Job metadata as canonical JSON; 400 if it is not plain JSON or larger than `limit`."""
+    try:
+        text = json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter, "metadata: must be JSON (NaN and Infinity are not)"
+        ) from None
+    if len(text.encode()) > limit:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"metadata: {human_size(len(text.encode()))} as JSON, over the "
+            f"{human_size(limit)} limit",
+        )
+    return text
 
 
 def validation_message(err: ValidationError, *, prefix: str = "") -> str:
@@ -86,14 +108,17 @@ class JobService:
         idempotency_key: str | None = None,
         block_explicit: bool = False,
         poll_timeout_s: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> Submitted:
+        """Accept a job. `meta` is kept with it as given (part of the idempotent request)."""
         model = self.validate_params(pipeline, params)
         clean = model.model_dump(mode="json")
-        request_hash = hashlib.sha256(
-            json.dumps(
-                {"p": pipeline, "a": clean, "r": priority, "x": block_explicit}, sort_keys=True
-            ).encode()
-        ).hexdigest()
+        meta = meta or None
+        request: dict[str, Any] = {"p": pipeline, "a": clean, "r": priority, "x": block_explicit}
+        if meta is not None:  # absent otherwise, so jobs from before `meta` keep their hash
+            meta_json(meta)
+            request["m"] = meta
+        request_hash = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
         cost = self.registry.get(pipeline).cost(model)
         seed = int(clean.get("seed") or 0) or random.SystemRandom().randint(1, MAX_SEED)
         refs = media_ref_fields(model)
@@ -150,6 +175,7 @@ class JobService:
                     cancel_requested=False,
                     block_explicit=block_explicit,
                     poll_timeout_s=poll_timeout_s,
+                    meta=meta,
                     created_at=now(),
                 )
                 s.add(job)
@@ -197,6 +223,47 @@ class JobService:
             q = select(Media).where(Media.job_id == job_id, Media.kind == "result")
             return list(s.scalars(q.order_by(Media.created_at, Media.id)))
 
+    def search(
+        self,
+        *,
+        account_id: str,
+        statuses: Collection[str],
+        meta: Mapping[MetaPath, Collection[str] | None] | None = None,
+        meta_unset: Collection[MetaPath] = (),
+        created_after: float | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[Job], int]:
+        """The account's jobs in these statuses, newest first (a page of them), and the total.
+
+        `meta`: a path into the job's metadata -> the string values allowed there (None: any
+        value, but set). `meta_unset`: paths that must not be set."""
+        q = select(Job).where(Job.account_id == account_id, Job.status.in_(list(statuses)))
+        for path, values in (meta or {}).items():
+            value = Job.meta[path].as_string()
+            q = q.where(value.is_not(None) if values is None else value.in_(list(values)))
+        for path in meta_unset:
+            q = q.where(Job.meta[path].as_string().is_(None))
+        if created_after is not None:
+            q = q.where(Job.created_at > created_after)
+        with self.db.read() as s:
+            total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+            q = q.order_by(Job.created_at.desc(), Job.id.desc()).offset(offset)
+            rows = list(s.scalars(q if limit is None else q.limit(limit)))
+        return rows, int(total)
+
+    def update_meta(self, *, account_id: str, job_id: str, changes: dict[str, Any]) -> Job:
+        """Merge `changes` into the job's metadata, key by key (None removes a key)."""
+        with self.db.write() as s:
+            job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
+            if job is None or job.account_id != account_id:
+                raise not_found(f"job {job_id!r}")
+            merged = {**(job.meta or {}), **changes}
+            merged = {k: v for k, v in merged.items() if v is not None}
+            meta_json(merged)
+            job.meta = merged or None
+        return job
+
     def list(
         self, *, account_id: str, status: str | None, limit: int, cursor: str | None
     ) -> tuple[list[Job], str | None]:
@@ -242,6 +309,39 @@ class JobService:
                     message=job.error_message,
                 )
             )
+        return job
+
+    def touch_poll(self, *, account_id: str, job_id: str) -> Job:
+        """A client's status poll of its job: keeps a poll-timed job alive.
+
+        A job submitted with `poll_timeout_s` must be polled at least that often; one polled
+        too late is abandoned here and now (the housekeeping sweep does the same for jobs
+        nobody polls), so the rule holds to the poll, not to the sweep's tick.
+        """
+        abandoned = False
+        with self.db.write() as s:
+            job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
+            if job is None or job.account_id != account_id:
+                raise not_found(f"job {job_id!r}")
+            if job.poll_timeout_s is not None and job.status in (QUEUED, RUNNING):
+                t = now()
+                if poll_overdue(job, t):
+                    abandoned = abandon(s, job, t) == CANCELED or job.cancel_requested
+                else:
+                    job.last_polled_at = t
+        if abandoned and job.status == RUNNING:
+            self.on_cancel(job.id)
+        elif abandoned:
+            self.bus.publish(
+                Event(
+                    job_id=job.id,
+                    account_id=account_id,
+                    type="canceled",
+                    error_code=job.error_code,
+                    message=job.error_message,
+                )
+            )
+            self.notify_positions()
         return job
 
 

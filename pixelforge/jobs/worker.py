@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from pixelforge.accounts import ledger
 from pixelforge.catalog.types import CatalogView
@@ -28,6 +28,7 @@ from pixelforge.jobs.queue import (
     SUCCEEDED,
     Claim,
     PositionNotifier,
+    abandon_unpolled,
     claim_batch_mates,
     claim_next,
     extend_leases,
@@ -353,28 +354,41 @@ class Runner:
         *,
         extra: dict[str, Any] | None = None,
     ) -> str:
+        q = update(Job).where(Job.id == claim.job_id, Job.attempt_token == claim.token)
+        q = q.where(Job.status == RUNNING)
+        if status == SUCCEEDED:
+            # A cancel (or abandonment) that came in while the last step ran wins: the
+            # result is discarded and nothing is charged.
+            q = q.where(Job.cancel_requested.is_(False))
+        new_code: Any = code.value if code else None
+        if status == CANCELED:
+            # An abandoned job keeps the code and message its abandonment set.
+            new_code = func.coalesce(Job.error_code, new_code)
+            message_value: Any = func.coalesce(Job.error_message, message)
+        else:
+            message_value = message
         with self.db.write() as s:
-            res = s.execute(
-                update(Job)
-                .where(Job.id == claim.job_id, Job.attempt_token == claim.token)
-                .where(Job.status == RUNNING)
-                .values(
+            row = s.execute(
+                q.values(
                     status=status,
                     progress=1.0 if status == SUCCEEDED else Job.progress,
-                    error_code=code.value if code else None,
-                    error_message=message,
+                    error_code=new_code,
+                    error_message=message_value,
                     result=extra if status == SUCCEEDED else None,
                     finished_at=now(),
                     attempt_token=None,
                     lease_expires_at=None,
-                )
-            )
-            owned = res.rowcount == 1  # type: ignore[attr-defined]
+                ).returning(Job.error_code, Job.error_message)
+            ).first()
+            owned = row is not None
             if owned and status == SUCCEEDED:
                 s.add_all(ctx.outputs)
                 ledger.capture(s, job_id=claim.job_id)
             elif owned:
                 ledger.void(s, job_id=claim.job_id)
+        if not owned and status == SUCCEEDED and ctx.cancelled():
+            self._discard(ctx)
+            return self._finish(ctx, claim, CANCELED, ErrorCode.canceled, "canceled by the client")
         if not owned or status != SUCCEEDED:
             self._discard(ctx)
         if not owned:
@@ -386,8 +400,8 @@ class Runner:
                 account_id=claim.account_id,
                 type=status,
                 progress=1.0 if status == SUCCEEDED else 0.0,
-                error_code=code.value if code else None,
-                message=message,
+                error_code=row[0] if row is not None else None,
+                message=row[1] if row is not None else None,
             )
         )
         return status
@@ -488,11 +502,30 @@ class WorkerPool:
                 if t - last_recover >= 1.0:
                     last_recover = t
                     self._recover()
+                self._abandon()
                 if t - last_sweep >= self.sweep_interval_s:
                     last_sweep = t
                     self.runner.media.sweep()
             except Exception:
                 log.exception("housekeeping failed; will retry")
+
+    def _abandon(self) -> None:
+        """Cancel poll-timed jobs their client stopped polling (every tick: ~1 s)."""
+        for a in abandon_unpolled(self.runner.db):
+            log.info("job %s: abandoned (not polled in time)", a.job_id)
+            if a.status == RUNNING:
+                self.runner.request_cancel(a.job_id)  # seen at once if it runs here
+                continue
+            self.runner.bus.publish(
+                Event(
+                    job_id=a.job_id,
+                    account_id=a.account_id,
+                    type=CANCELED,
+                    error_code=ErrorCode.task_abandoned.value,
+                    message=a.message,
+                )
+            )
+            self.runner.positions()
 
     def _recover(self) -> None:
         for r in recover_expired(self.runner.db):

@@ -24,6 +24,7 @@ from pixelforge.store.tables import Media
 log = logging.getLogger("pixelforge.media")
 
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4"}
+REUSE_MIN_LEFT_S = 60  # an upload reused for a new job has at least this long to live
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,14 @@ class MediaService:
             data, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels
         )
 
-    def ingest_upload(self, *, account_id: str, data: bytes) -> Media:
+    def ingest_upload(
+        self, *, account_id: str, data: bytes, reuse_identical: bool = False
+    ) -> Media:
+        """Validate and store an uploaded image. `reuse_identical`: return the account's live
+        upload of the very same (validated) bytes instead, if there is one."""
         img = self.validate(data)
+        if reuse_identical and (same := self._identical_upload(account_id, img.data)) is not None:
+            return same
         key = self.store.put(img.data, ext=_EXT.get(img.content_type, img.format))
         row = self.new_row(
             account_id=account_id,
@@ -94,9 +101,23 @@ class MediaService:
             raise
         return row
 
-    def ingest_url(self, *, account_id: str, url: str) -> Media:
+    def _identical_upload(self, account_id: str, data: bytes) -> Media | None:
+        digest = hashlib.sha256(data).hexdigest()
+        q = select(Media).where(
+            Media.account_id == account_id,
+            Media.kind == "upload",
+            Media.sha256 == digest,
+            # Not one about to be swept from under the job that will read it.
+            Media.expires_at > now() + REUSE_MIN_LEFT_S,
+        )
+        with self.db.read() as s:
+            return s.scalars(q.order_by(Media.created_at.desc()).limit(1)).first()
+
+    def ingest_url(self, *, account_id: str, url: str, reuse_identical: bool = False) -> Media:
         fetched = fetch_url(url, policy=self.fetch_policy)
-        return self.ingest_upload(account_id=account_id, data=fetched.data)
+        return self.ingest_upload(
+            account_id=account_id, data=fetched.data, reuse_identical=reuse_identical
+        )
 
     def new_row(
         self,

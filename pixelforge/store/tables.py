@@ -105,6 +105,9 @@ class Job(Base):
     # poll_timeout_s of last_polled_at (or created_at) is abandoned: canceled, not charged.
     poll_timeout_s: Mapped[float | None] = mapped_column(Float)
     last_polled_at: Mapped[float | None] = mapped_column(Float)
+    # The submitter's own fields (the native API's `metadata`, a dialect's request as sent),
+    # stored with the job in one transaction; the core keeps them and acts on none of them.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key", name="uq_jobs_account_idem"),
@@ -192,3 +195,29 @@ class Media(Base):
         Index("ix_media_expires", "expires_at"),
         Index("ix_media_job", "job_id"),
     )
+
+
+class FilterRow(Base):
+    """A curated filter (Eventstation's filter ids): a pipeline, a prompt template, params.
+
+    `id` is the public id: a decimal integer for the shipped, curated filters or a UUID for
+    custom ones. A deleted filter keeps its row (`deleted_at`) so reseeding at startup does
+    not bring back what an administrator removed."""
+
+    __tablename__ = "catalog_filters"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    thumb: Mapped[str | None] = mapped_column(String(500))
+    pipeline: Mapped[str] = mapped_column(String(64))
+    persons: Mapped[int] = mapped_column(Integer, default=1)
+    # "{gender}", "{gender_2}" and "{prompt}" are filled in per request.
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    gender_words: Mapped[list[str] | None] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sort: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    deleted_at: Mapped[float | None] = mapped_column(Float)

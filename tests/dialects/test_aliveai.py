@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
+from sqlalchemy import select
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from pixelforge.models.base import EDIT, IMAGE_TO_VIDEO, INPAINT, POSE_TRANSFER, TEXT_TO_IMAGE
 from pixelforge.models.catalog import Catalog
+from pixelforge.store.tables import Media
 from tests.conftest import TinyModels, make_settings
 from tests.live import LiveServer, png_bytes
 
@@ -457,3 +459,41 @@ def test_catalog_listings(srv: LiveServer) -> None:
         },
     )
     assert wrong_type.status_code == 400 and "IMAGE_EDIT" in wrong_type.json()["message"]
+
+
+def test_prompt_request_is_stored_on_its_job_and_native_jobs_are_no_prompts(
+    srv: LiveServer,
+) -> None:
+    user = User(srv)
+    key = {"idempotency-key": f"viking-{time.monotonic_ns()}"}
+    first = user.http.post("/prompts", json=CREATE_PROMPT, headers=key)
+    assert first.status_code == 200, first.text
+    prompt_id = first.json()["promptId"]
+    job = srv.services.jobs.get(account_id=user.id, job_id=prompt_id)
+    assert job.meta is not None and job.meta["aliveai"]["promptType"] == "IMAGE_DEFAULT"
+    assert job.meta["aliveai"]["request"]["name"] == CREATE_PROMPT["name"]
+    with srv.services.db.read() as s:
+        kinds = set(s.scalars(select(Media.kind).where(Media.account_id == user.id)))
+    assert kinds <= {"upload", "result"}  # no media rows of the dialect's own
+
+    # The stored request is part of the idempotent request, fields only stored included.
+    again = user.http.post("/prompts", json=CREATE_PROMPT, headers=key)
+    assert again.json()["promptId"] == prompt_id
+    changed = user.http.post(
+        "/prompts", json={**CREATE_PROMPT, "faceImproveEnabled": False}, headers=key
+    )
+    assert changed.status_code == 422 and changed.json()["errorType"] == "IDEMPOTENCY_MISMATCH"
+
+    with srv.client(user.key) as native:
+        image = srv.upload(native, png_bytes(photo()))["id"]
+        r = native.post("/v1/jobs", json={"pipeline": "convert", "params": {"image": image}})
+        assert r.status_code == 202, r.text
+        native_id = r.json()["id"]
+        assert r.json()["metadata"] is None
+        assert native.get(f"/v1/jobs/{prompt_id}").json()["metadata"] == job.meta
+    assert user.http.get(f"/prompts/{native_id}").status_code == 404
+    queue = user.http.get("/prompts/queue").json()["queue"]
+    assert native_id not in {q["promptId"] for q in queue}
+    user.done(prompt_id)
+    listed = user.http.get("/prompts", params={"page": 0}).json()["prompts"]
+    assert [p["promptId"] for p in listed] == [prompt_id]

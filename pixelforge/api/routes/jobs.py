@@ -15,6 +15,7 @@ from pixelforge.api.deps import CurrentAccount, ServicesDep
 from pixelforge.api.schemas import ErrorOut, JobId, JobList, JobOut, base_url, job_out
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.events import TERMINAL
+from pixelforge.jobs.service import meta_json
 from pixelforge.services import Services
 from pixelforge.store.tables import Job
 
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 _WAIT_RE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 _STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+MAX_METADATA_BYTES = 16 * 1024
 
 
 class JobIn(BaseModel):
@@ -35,6 +37,12 @@ class JobIn(BaseModel):
     )
     request_id: str | None = Field(
         None, max_length=200, description="idempotency key (or the Idempotency-Key header)"
+    )
+    metadata: dict[str, Any] | None = Field(
+        None,
+        description="your own fields, kept with the job and returned with it "
+        f"(JSON, at most {MAX_METADATA_BYTES // 1024} KiB)",
+        examples=[{"order": "A-1042", "tags": ["catalog", "spring"]}],
     )
 
 
@@ -97,6 +105,8 @@ async def submit_job(
             ErrorCode.invalid_parameter,
             "request_id and Idempotency-Key differ; send one of them",
         )
+    if body.metadata is not None:
+        meta_json(body.metadata, limit=MAX_METADATA_BYTES)
     submitted = await run_in_threadpool(
         services.jobs.submit,
         account_id=account.id,
@@ -107,6 +117,7 @@ async def submit_job(
         block_explicit=account.block_explicit
         if body.block_explicit is None
         else body.block_explicit,
+        meta=body.metadata,
     )
     job = submitted.job
     wait = parse_wait(prefer, services.settings.max_wait_s)
