@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
@@ -30,6 +30,14 @@ from pixelforge.store.tables import Account
 NAME = "eventstation"
 PREFIX = "/eventstation"
 router = APIRouter(prefix=PREFIX, tags=["eventstation"])
+IdemKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="a retry with the same key (and the same photo) returns the same job",
+    ),
+]
 
 # Swagger's Authorize button logs in here (username: account email, password: API key).
 _scheme = OAuth2PasswordBearer(tokenUrl=f"{PREFIX}/token", auto_error=False)
@@ -184,10 +192,14 @@ class RunOut(BaseModel):
 
 
 class StatusOut(BaseModel):
-    job_id: str
-    status: str = Field(description="IN_QUEUE | IN_PROGRESS | COMPLETED | FAILED | CANCELLED")
+    job_id: str = Field(examples=["job_a8Zr0cK1d2Q9xw3mP0vUoQ"])
+    status: str = Field(
+        description="IN_QUEUE | IN_PROGRESS | COMPLETED | FAILED | CANCELLED",
+        examples=["COMPLETED"],
+    )
     image: str | None = Field(None, description="when COMPLETED: the image, base64")
     video: str | None = Field(None, description="when COMPLETED (animate): MP4, base64")
+    video_name: str | None = Field(None, description="animate only: the video's file name")
     error: str | None = Field(None, description="when FAILED or CANCELLED")
 
 
@@ -200,9 +212,9 @@ class FilterItem(BaseModel):
 
 
 class NamedItem(BaseModel):
-    id: int
-    name: str
-    description: str = ""
+    id: int = Field(examples=[0])
+    name: str = Field(examples=["Photographic"])
+    description: str = Field("", examples=["a photo of you, restyled from your prompt"])
 
 
 # -- translation -----------------------------------------------------------------------------
@@ -234,7 +246,7 @@ def _sized(services: Services, task: str, body: GenerateIn, params: dict[str, An
         params["fast_decode"] = True
 
 
-async def _photo(services: Services, account: Account, body: PhotoIn) -> str:
+async def _photo(services: Services, account: Account, body: PhotoIn, *, reuse: bool) -> str:
     if body.base64 and body.input_image and body.base64 != body.input_image:
         raise PixelForgeError(ErrorCode.invalid_parameter, "give base64 or input_image, not both")
     value = (body.base64 or body.input_image or "").strip()
@@ -244,19 +256,29 @@ async def _photo(services: Services, account: Account, body: PhotoIn) -> str:
             "base64: give the photo as base64 data or the URL of a public image",
         )
     if value[:8].lower().startswith(("http://", "https://")):
-        media = await ingest_image(services, account, url=value, field="base64")
+        media = await ingest_image(
+            services, account, url=value, field="base64", reuse_identical=reuse
+        )
     else:
-        media = await ingest_image(services, account, b64=value, field="base64")
+        media = await ingest_image(
+            services, account, b64=value, field="base64", reuse_identical=reuse
+        )
     return media.id
 
 
 async def _params(
-    services: Services, account: Account, entry: Filter, body: PhotoIn, genders: list[int]
+    services: Services,
+    account: Account,
+    entry: Filter,
+    body: PhotoIn,
+    genders: list[int],
+    *,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     """The core params for a filter (stored, or made up for an endpoint) and a request."""
     params = dict(entry.params)
     if entry.pipeline not in PROMPTED:
-        params["image"] = await _photo(services, account, body)
+        params["image"] = await _photo(services, account, body, reuse=reuse)
         return params
     assert isinstance(body, GenerateIn)
     prompt, negative = entry.render(
@@ -275,7 +297,7 @@ async def _params(
             f"workflow_id: {body.workflow_id} is not a workflow; see GET /v1/workflows/",
         )
     if photo_field := _PHOTO_FIELD.get(entry.pipeline):
-        params[photo_field] = await _photo(services, account, body)
+        params[photo_field] = await _photo(services, account, body, reuse=reuse)
     _sized(services, entry.pipeline, body, params)
     return params
 
@@ -286,9 +308,19 @@ async def _run(
     entry: Filter,
     body: PhotoIn,
     genders: list[int],
+    key: str | None,
+    meta: dict[str, Any] | None = None,
 ) -> RunOut:
-    params = await _params(services, account, entry, body, genders)
-    submitted = await submit(services, account, entry.pipeline, params)
+    """Submit the job; with an Idempotency-Key a retry (same photo bytes) is the same job."""
+    params = await _params(services, account, entry, body, genders, reuse=key is not None)
+    submitted = await submit(
+        services,
+        account,
+        entry.pipeline,
+        params,
+        idempotency_key=f"eventstation:{key}" if key else None,
+        meta={"eventstation": meta} if meta else None,
+    )
     return RunOut(job_id=submitted.job.id, status=_STATUS[submitted.job.status])
 
 
@@ -343,7 +375,19 @@ def _filter(services: Services, filter_id: int | str, persons: int) -> Filter:
 # -- catalog ---------------------------------------------------------------------------------
 
 
-@router.post("/token", summary="Log in (OAuth2 password): username = email, password = API key")
+@router.post(
+    "/token",
+    summary="Log in (OAuth2 password): username = email, password = API key",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {"access_token": "pf_AbCdEf12_...", "token_type": "bearer"}
+                }
+            }
+        }
+    },
+)
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], services: ServicesDep
 ) -> dict[str, str]:
@@ -395,16 +439,26 @@ def _post(name: str, summary: str) -> Callable[[Endpoint], Endpoint]:
 
 
 @_post("two_persons", "Lazy Pose Two Person: a two-person filter on a photo of two")
-async def two_persons(body: TwoPersonsIn, account: EsAccount, services: ServicesDep) -> RunOut:
+async def two_persons(
+    body: TwoPersonsIn,
+    account: EsAccount,
+    services: ServicesDep,
+    idempotency_key: IdemKey = None,
+) -> RunOut:
     entry = await run_in_threadpool(_filter, services, body.filter_id, 2)
     genders = [body.gender, body.gender if body.gender_2 is None else body.gender_2]
-    return await _run(services, account, entry, body, genders)
+    return await _run(services, account, entry, body, genders, idempotency_key)
 
 
 @_post("self_prompting", "Lazy Pose Self Prompting: your prompt, a workflow, a style")
-async def self_prompting(body: SelfPromptIn, account: EsAccount, services: ServicesDep) -> RunOut:
+async def self_prompting(
+    body: SelfPromptIn,
+    account: EsAccount,
+    services: ServicesDep,
+    idempotency_key: IdemKey = None,
+) -> RunOut:
     entry = _prompted(_workflow(body.workflow_id), body.positive_prompt, 1)
-    return await _run(services, account, entry, body, [body.gender])
+    return await _run(services, account, entry, body, [body.gender], idempotency_key)
 
 
 @_post("two_persons_self_prompting", "Lazy Pose Two Persons Self Prompting")
@@ -412,45 +466,73 @@ async def two_persons_self_prompting(
     body: TwoPersonsSelfPromptIn,
     account: EsAccount,
     services: ServicesDep,
+    idempotency_key: IdemKey = None,
 ) -> RunOut:
     entry = _prompted(_workflow(body.workflow_id), body.positive_prompt, 2)
     genders = [body.gender, body.gender if body.gender_2 is None else body.gender_2]
-    return await _run(services, account, entry, body, genders)
+    return await _run(services, account, entry, body, genders, idempotency_key)
 
 
 @_post("pose_transfer", "Pose Transfer: a new image in the pose of the person in the photo")
-async def pose_transfer(body: GenerateIn, account: EsAccount, services: ServicesDep) -> RunOut:
+async def pose_transfer(
+    body: GenerateIn,
+    account: EsAccount,
+    services: ServicesDep,
+    idempotency_key: IdemKey = None,
+) -> RunOut:
     entry = _prompted(WORKFLOWS[2], body.positive_prompt, 1)
-    return await _run(services, account, entry, body, [body.gender])
+    return await _run(services, account, entry, body, [body.gender], idempotency_key)
 
 
 @_post("animate_image", "Lazy Pose Animate Image: a short video from the photo")
-async def animate_image(body: AnimateIn, account: EsAccount, services: ServicesDep) -> RunOut:
+async def animate_image(
+    body: AnimateIn,
+    account: EsAccount,
+    services: ServicesDep,
+    idempotency_key: IdemKey = None,
+) -> RunOut:
     if body.base_video != 0:
         raise PixelForgeError(
             ErrorCode.invalid_parameter, "base_video: only 0 is available for now"
         )
-    out = await _run(services, account, _tool("image_to_video", "animate"), body, [0])
+    entry = _tool("image_to_video", "animate")
+    meta = {"video_name": body.video_name}
+    out = await _run(services, account, entry, body, [0], idempotency_key, meta)
     out.video_name = f"{body.video_name}_{out.job_id}.mp4"
     return out
 
 
 @_post("background_remover", "Background Remover: the person cut out, transparent PNG")
-async def background_remover(body: PhotoIn, account: EsAccount, services: ServicesDep) -> RunOut:
+async def background_remover(
+    body: PhotoIn,
+    account: EsAccount,
+    services: ServicesDep,
+    idempotency_key: IdemKey = None,
+) -> RunOut:
     entry = _tool("remove_background", "background_remover")
-    return await _run(services, account, entry, body, [0])
+    return await _run(services, account, entry, body, [0], idempotency_key)
 
 
 @_post("comic", "Lazy Pose Comic: the photo as a comic panel")
-async def comic(body: PhotoIn, account: EsAccount, services: ServicesDep) -> RunOut:
+async def comic(
+    body: PhotoIn,
+    account: EsAccount,
+    services: ServicesDep,
+    idempotency_key: IdemKey = None,
+) -> RunOut:
     entry = _tool("stylize", "comic", filter="comic")
-    return await _run(services, account, entry, body, [0])
+    return await _run(services, account, entry, body, [0], idempotency_key)
 
 
 @_post("skin_refiner", "Skin Refiner: smoother skin, texture kept")
-async def skin_refiner(body: PhotoIn, account: EsAccount, services: ServicesDep) -> RunOut:
+async def skin_refiner(
+    body: PhotoIn,
+    account: EsAccount,
+    services: ServicesDep,
+    idempotency_key: IdemKey = None,
+) -> RunOut:
     entry = _tool("refine_skin", "skin_refiner")
-    return await _run(services, account, entry, body, [0])
+    return await _run(services, account, entry, body, [0], idempotency_key)
 
 
 @router.post("/v2/run/{filter_id}/", response_model=RunOut, summary="Lazy Pose Standard Filter")
@@ -459,9 +541,10 @@ async def run_filter(
     body: GenerateIn,
     account: EsAccount,
     services: ServicesDep,
+    idempotency_key: IdemKey = None,
 ) -> RunOut:
     entry = await run_in_threadpool(_filter, services, filter_id, 1)
-    return await _run(services, account, entry, body, [body.gender])
+    return await _run(services, account, entry, body, [body.gender], idempotency_key)
 
 
 # -- receiving -------------------------------------------------------------------------------
@@ -478,6 +561,9 @@ async def job_status(
 ) -> StatusOut:
     job = await get_job(services, account, job_id)
     out = StatusOut(job_id=job.id, status=_STATUS[job.status])
+    video_name = ((job.meta or {}).get("eventstation") or {}).get("video_name")
+    if isinstance(video_name, str):
+        out.video_name = f"{video_name}_{job.id}.mp4"
     if job.status == "succeeded":
         rows = await outputs(services, job)
         if rows:

@@ -55,7 +55,7 @@ def poll(c: httpx.Client, job_id: str, timeout: float = 240) -> dict[str, Any]:
         if body["status"] in TERMINAL:
             return body
         assert body["status"] in ("IN_QUEUE", "IN_PROGRESS"), body
-        assert set(body) == {"job_id", "status"}
+        assert set(body) - {"video_name"} == {"job_id", "status"}
         assert time.monotonic() < deadline, f"job {job_id} still {body['status']}"
         time.sleep(0.1)
 
@@ -382,12 +382,30 @@ def test_two_persons_pose_transfer_and_animate(srv: LiveServer) -> None:
         assert done["status"] == "COMPLETED", done
         assert decoded(done["image"]).size == (64, 96)  # portrait by default
         done = poll(c, clip)
-        assert set(done) == {"job_id", "status", "video"}, done
+        assert set(done) == {"job_id", "status", "video", "video_name"}, done
+        assert done["video_name"] == f"party_{clip}.mp4"
         assert base64.b64decode(done["video"])[4:8] == b"ftyp"  # an MP4
         assert credits(c) == (7, 0)
 
         r = c.post(f"{ES}/v2/run/animate_image/", json={"base64": photo, "video_name": "x"})
         assert r.json()["video_name"] == f"x_{r.json()['job_id']}.mp4"
+
+
+def test_idempotency_key_makes_a_retry_the_same_job(srv: LiveServer) -> None:
+    _, key = srv.account(credits=5)
+    photo = b64(astronaut(128))
+    body = {"base64": photo, "positive_prompt": "on the moon", "ratio": "square"}
+    with srv.client(key) as c:
+        first = c.post(f"{ES}/v1/run/pose_transfer/", json=body, headers={"Idempotency-Key": "k1"})
+        again = c.post(f"{ES}/v1/run/pose_transfer/", json=body, headers={"Idempotency-Key": "k1"})
+        assert first.status_code == again.status_code == 200, again.text
+        assert again.json()["job_id"] == first.json()["job_id"]
+        assert poll(c, first.json()["job_id"])["status"] == "COMPLETED"
+        # The same key for a different request is refused, not silently merged.
+        other = {**body, "positive_prompt": "under the sea"}
+        r = c.post(f"{ES}/v1/run/pose_transfer/", json=other, headers={"Idempotency-Key": "k1"})
+        assert r.status_code == 422 and "detail" in r.json()
+        assert credits(c) == (4, 0)
 
 
 @pytest.mark.slow
