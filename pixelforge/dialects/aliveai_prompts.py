@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -51,176 +52,93 @@ def _job_error(job: Job) -> PixelForgeError:
     return PixelForgeError(code, job.error_message or "the generation failed")
 
 
-async def _create(
+@dataclass(frozen=True)
+class CreateCall:
+    """What every create endpoint shares: the caller, the services and the two headers."""
+
+    request: Request
+    account: Account
+    services: Services
+    blocking: bool | None
+    idempotency_key: str | None
+
+    async def create(self, body: BaseModel, plan: tr.Plan) -> Response:
+        """Submit the core job with the request as its metadata (one transaction); answer
+        at once, or after it ends when blocking."""
+        services, account = self.services, self.account
+        submitted = await submit(
+            services,
+            account,
+            plan.pipeline,
+            plan.params,
+            idempotency_key=self.idempotency_key,
+            block_explicit=plan.block_explicit,
+            meta=store.meta(plan.prompt_type, body.model_dump(mode="json", exclude_none=True)),
+        )
+        job = submitted.job
+        if self.blocking:
+            job = await wait(services, job, services.settings.aliveai_max_blocking_s)
+            if job.status in ("failed", "canceled"):
+                err = _job_error(job)
+                return JSONResponse(error_body(err, promptId=job.id), status_code=err.status)
+        prompt = await run_in_threadpool(store.find, services, account.id, job.id)
+        container = await run_in_threadpool(store.container, services, self.request, prompt)
+        return JSONResponse(
+            {"promptId": job.id, "seed": str(job.seed), "promptContainer": container}
+        )
+
+
+def create_call(
     request: Request,
-    services: Services,
-    account: Account,
-    body: BaseModel,
-    plan: tr.Plan,
-    *,
-    blocking: bool | None,
-    idempotency_key: str | None,
-) -> Response:
-    """Submit the core job with the request as its metadata (one transaction), answer (after
-    it ends when blocking)."""
-    submitted = await submit(
-        services,
-        account,
-        plan.pipeline,
-        plan.params,
-        idempotency_key=idempotency_key,
-        block_explicit=plan.block_explicit,
-        meta=store.meta(plan.prompt_type, body.model_dump(mode="json", exclude_none=True)),
-    )
-    job = submitted.job
-    if blocking:
-        job = await wait(services, job, services.settings.aliveai_max_blocking_s)
-        if job.status in ("failed", "canceled"):
-            err = _job_error(job)
-            return JSONResponse(error_body(err, promptId=job.id), status_code=err.status)
-    prompt = await run_in_threadpool(store.find, services, account.id, job.id)
-    container = await run_in_threadpool(store.container, services, request, prompt)
-    return JSONResponse({"promptId": job.id, "seed": str(job.seed), "promptContainer": container})
+    account: CurrentAccount,
+    services: ServicesDep,
+    blocking: Blocking = None,
+    idempotency_key: IdempotencyKey = None,
+) -> CreateCall:
+    return CreateCall(request, account, services, blocking, idempotency_key)
+
+
+Call = Annotated[CreateCall, Depends(create_call)]
 
 
 @router.post("/prompts", summary="Create Prompt (text to image)", responses=_CREATED)
-async def create_prompt(
-    body: sc.CreatePromptRequest,
-    request: Request,
-    account: CurrentAccount,
-    services: ServicesDep,
-    blocking: Blocking = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    plan = await run_in_threadpool(tr.create_prompt, services, body)
-    return await _create(
-        request, services, account, body, plan, blocking=blocking, idempotency_key=idempotency_key
-    )
+async def create_prompt(body: sc.CreatePromptRequest, call: Call) -> Response:
+    return await call.create(body, await run_in_threadpool(tr.create_prompt, call.services, body))
 
 
 @router.post("/prompts/edit-image", summary="Edit Image", responses=_CREATED)
-async def edit_image(
-    body: sc.EditImageRequest,
-    request: Request,
-    account: CurrentAccount,
-    services: ServicesDep,
-    blocking: Blocking = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    plan = await run_in_threadpool(tr.edit_image, services, body)
-    return await _create(
-        request, services, account, body, plan, blocking=blocking, idempotency_key=idempotency_key
-    )
+async def edit_image(body: sc.EditImageRequest, call: Call) -> Response:
+    return await call.create(body, await run_in_threadpool(tr.edit_image, call.services, body))
 
 
 @router.post("/prompts/image-to-video", summary="Create Image To Video", responses=_CREATED)
-async def image_to_video(
-    body: sc.ImageToVideoRequest,
-    request: Request,
-    account: CurrentAccount,
-    services: ServicesDep,
-    blocking: Blocking = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    plan = await run_in_threadpool(tr.image_to_video, services, body)
-    return await _create(
-        request, services, account, body, plan, blocking=blocking, idempotency_key=idempotency_key
-    )
+async def image_to_video(body: sc.ImageToVideoRequest, call: Call) -> Response:
+    return await call.create(body, await run_in_threadpool(tr.image_to_video, call.services, body))
 
 
 @router.post("/prompts/inpaint", summary="Inpaint", responses=_CREATED)
-async def inpaint(
-    body: sc.InpaintRequest,
-    request: Request,
-    account: CurrentAccount,
-    services: ServicesDep,
-    blocking: Blocking = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    return await _create(
-        request,
-        services,
-        account,
-        body,
-        tr.inpaint(body),
-        blocking=blocking,
-        idempotency_key=idempotency_key,
-    )
+async def inpaint(body: sc.InpaintRequest, call: Call) -> Response:
+    return await call.create(body, tr.inpaint(body))
 
 
 @router.post("/prompts/upscale-image", summary="Upscale Image", responses=_CREATED)
-async def upscale_image(
-    body: sc.UpscaleImageRequest,
-    request: Request,
-    account: CurrentAccount,
-    services: ServicesDep,
-    blocking: Blocking = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    return await _create(
-        request,
-        services,
-        account,
-        body,
-        tr.upscale_image(body),
-        blocking=blocking,
-        idempotency_key=idempotency_key,
-    )
+async def upscale_image(body: sc.UpscaleImageRequest, call: Call) -> Response:
+    return await call.create(body, tr.upscale_image(body))
 
 
 @router.post("/prompts/face-improve", summary="Create Face Improve Prompt", responses=_CREATED)
-async def face_improve(
-    body: sc.FaceImproveRequest,
-    request: Request,
-    account: CurrentAccount,
-    services: ServicesDep,
-    blocking: Blocking = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    return await _create(
-        request,
-        services,
-        account,
-        body,
-        tr.face_improve(body),
-        blocking=blocking,
-        idempotency_key=idempotency_key,
-    )
+async def face_improve(body: sc.FaceImproveRequest, call: Call) -> Response:
+    return await call.create(body, tr.face_improve(body))
 
 
 @router.post("/prompts/after-face-swap", summary="Create After Face Swap", responses=_CREATED)
-async def after_face_swap(
-    body: sc.AfterFaceSwapRequest,
-    request: Request,
-    account: CurrentAccount,
-    services: ServicesDep,
-    blocking: Blocking = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    return await _create(
-        request,
-        services,
-        account,
-        body,
-        tr.after_face_swap(body),
-        blocking=blocking,
-        idempotency_key=idempotency_key,
-    )
+async def after_face_swap(body: sc.AfterFaceSwapRequest, call: Call) -> Response:
+    return await call.create(body, tr.after_face_swap(body))
 
 
 @router.post("/prompts/clothes", summary="Create Clothes", responses=_CREATED)
-async def create_clothes(
-    body: sc.CreateClothesRequest,
-    request: Request,
-    account: CurrentAccount,
-    services: ServicesDep,
-    blocking: Blocking = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    plan = tr.create_clothes(services, body)
-    return await _create(
-        request, services, account, body, plan, blocking=blocking, idempotency_key=idempotency_key
-    )
+async def create_clothes(body: sc.CreateClothesRequest, call: Call) -> Response:
+    return await call.create(body, tr.create_clothes(call.services, body))
 
 
 @router.post(
