@@ -173,8 +173,12 @@ def _is_supported_image(data: bytes) -> bool:
     )
 
 
-async def ingest(services: Services, caller: Caller, file: UploadFile) -> Media:
-    """The upload stored as an input: 413 over the limit, 415 unless JPG, PNG or WEBP."""
+async def ingest(services: Services, caller: Caller, file: UploadFile, *, reuse: bool) -> Media:
+    """The upload stored as an input: 413 over the limit, 415 unless JPG, PNG or WEBP.
+
+    `reuse` (a request with an idempotency key): the same bytes sent again are the earlier
+    upload, so a retry is the same job rather than a different request under the same key.
+    """
     limit = services.media.limits.max_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
@@ -187,7 +191,7 @@ async def ingest(services: Services, caller: Caller, file: UploadFile) -> Media:
     if not _is_supported_image(data):
         raise unsupported
     try:
-        return await common.ingest_image(services, caller.account, data=data)
+        return await common.ingest_image(services, caller.account, data=data, reuse_identical=reuse)
     except PixelForgeError as e:  # the core's message names formats this API does not take
         if e.code == ErrorCode.unsupported_media_type:
             raise unsupported from None
@@ -383,8 +387,8 @@ async def img2img(
         "seed": seed,
         "model": await model_of(services, model),
     }
-    params["image"] = (await ingest(services, caller, image)).id
     key = idempotency(caller, idempotency_key)
+    params["image"] = (await ingest(services, caller, image, reuse=key is not None)).id
     job, row = await run_blocking(services, caller, "image_to_image", params, key)
     return JSONResponse(
         {
@@ -422,7 +426,8 @@ async def img2video(
     motion_bucket_id: Annotated[int, Form(ge=1, le=255)] = 127,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    media = await ingest(services, caller, image)
+    key = idempotency(caller, idempotency_key)
+    media = await ingest(services, caller, image, reuse=key is not None)
     params = {
         "image": media.id,
         "seed": seed,
@@ -430,11 +435,7 @@ async def img2video(
         "motion_bucket_id": motion_bucket_id,
     }
     submitted = await common.submit(
-        services,
-        caller.account,
-        "image_to_video",
-        params,
-        idempotency_key=idempotency(caller, idempotency_key),
+        services, caller.account, "image_to_video", params, idempotency_key=key
     )
     return JSONResponse(
         {

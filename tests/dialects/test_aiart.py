@@ -269,6 +269,23 @@ def test_img2img_seed_snippet(srv: LiveServer, tmp_path: Path) -> None:
     assert img.size[0] == img.size[1]  # default aspect ratio 1:1
     assert available(srv, anon) == (before[0] - 2, 0)
 
+    # A retry of the upload with the same Idempotency-Key is the same job, charged once:
+    # the photo sent again is the same input, not a different request under that key.
+    headers = {"Idempotency-Key": "transform-7"}
+    first, again = (
+        httpx.post(
+            url,
+            files={"image": ("a.webp", buf.getvalue())},
+            data={"prompt": "a dog"},
+            headers=headers,
+            timeout=60,
+        )
+        for _ in range(2)
+    )
+    assert first.status_code == again.status_code == 200, again.text
+    assert first.json() == again.json()
+    assert available(srv, anon) == (before[0] - 3, 0)
+
 
 def test_upload_errors_413_415_400(srv: LiveServer) -> None:
     anon = anonymous_id(srv)
