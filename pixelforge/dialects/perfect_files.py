@@ -15,7 +15,6 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
 
 from pixelforge.api.deps import ServicesDep
 from pixelforge.clock import now
@@ -32,7 +31,7 @@ from pixelforge.dialects.perfect_features import (
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.ids import new_id
 from pixelforge.services import Services
-from pixelforge.store.tables import Account, Media
+from pixelforge.store.tables import Account
 
 
 class FileIn(BaseModel):
@@ -69,40 +68,16 @@ def _file_out(services: Services, request: Request, account: Account, f: FileIn)
 
 
 def store_upload(services: Services, *, file_id: str, account_id: str, data: bytes) -> None:
-    """The uploaded bytes as media item `file_id` (validated and re-encoded like any upload)."""
-    media = services.media
-    img = media.validate(data)
-    sha = hashlib.sha256(img.data).hexdigest()
-    with services.db.read() as s:
-        existing = s.get(Media, file_id)
-    if existing is not None:
-        if existing.account_id == account_id and existing.sha256 == sha:
-            return  # a retried PUT of the same bytes
-        raise PixelForgeError(
-            ErrorCode.conflict, f"file {file_id} was already uploaded; create a new file"
-        )
-    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(
-        img.content_type, img.format
-    )
-    key = media.store.put(img.data, ext=ext)
-    row = media.new_row(
-        account_id=account_id,
-        storage_key=key,
-        content_type=img.content_type,
-        data=img.data,
-        width=img.width,
-        height=img.height,
-        kind="upload",
-    )
-    row.id = file_id
+    """The uploaded bytes as media item `file_id` (validated and re-encoded like any upload;
+    a retried PUT of the same bytes is fine, other bytes for the same file are 409)."""
     try:
-        with services.db.write() as s:
-            s.add(row)
-    except IntegrityError:
-        media.store.delete(key)
-        raise PixelForgeError(
-            ErrorCode.conflict, f"file {file_id} was already uploaded; create a new file"
-        ) from None
+        services.media.ingest_upload(account_id=account_id, data=data, media_id=file_id)
+    except PixelForgeError as e:
+        if e.code == ErrorCode.conflict:
+            raise PixelForgeError(
+                ErrorCode.conflict, f"file {file_id} was already uploaded; create a new file"
+            ) from None
+        raise
 
 
 def create_files(

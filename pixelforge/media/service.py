@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from pixelforge.clock import now
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found, too_large
@@ -76,11 +77,23 @@ class MediaService:
         )
 
     def ingest_upload(
-        self, *, account_id: str, data: bytes, reuse_identical: bool = False
+        self,
+        *,
+        account_id: str,
+        data: bytes,
+        reuse_identical: bool = False,
+        media_id: str | None = None,
     ) -> Media:
-        """Validate and store an uploaded image. `reuse_identical`: return the account's live
-        upload of the very same (validated) bytes instead, if there is one."""
+        """Validate and store an uploaded image.
+
+        `reuse_identical`: return the account's live upload of the very same (validated) bytes
+        instead, if there is one. `media_id`: store it under this id, handed out before the
+        bytes arrived (an upload URL); the same bytes put there again return the stored row,
+        anything else there is 409 conflict.
+        """
         img = self.validate(data)
+        if media_id is not None and (prior := self._by_id(media_id)) is not None:
+            return self._same_put(prior, account_id, img.data)
         if reuse_identical and (same := self._identical_upload(account_id, img.data)) is not None:
             return same
         key = self.store.put(img.data, ext=_EXT.get(img.content_type, img.format))
@@ -93,13 +106,32 @@ class MediaService:
             height=img.height,
             kind="upload",
         )
+        if media_id is not None:
+            row.id = media_id
         try:
             with self.db.write() as s:
                 s.add(row)
+        except IntegrityError:
+            self.store.delete(key)
+            if media_id is None or (prior := self._by_id(media_id)) is None:
+                raise
+            return self._same_put(prior, account_id, img.data)  # a concurrent twin put
         except Exception:
             self.store.delete(key)
             raise
         return row
+
+    def _by_id(self, media_id: str) -> Media | None:
+        with self.db.read() as s:
+            return s.get(Media, media_id)
+
+    @staticmethod
+    def _same_put(prior: Media, account_id: str, data: bytes) -> Media:
+        if prior.account_id == account_id and prior.sha256 == hashlib.sha256(data).hexdigest():
+            return prior
+        raise PixelForgeError(
+            ErrorCode.conflict, f"media {prior.id} was already uploaded; create a new file"
+        )
 
     def _identical_upload(self, account_id: str, data: bytes) -> Media | None:
         digest = hashlib.sha256(data).hexdigest()
