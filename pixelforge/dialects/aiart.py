@@ -199,13 +199,11 @@ async def ingest(services: Services, caller: Caller, file: UploadFile, *, reuse:
 
 
 def job_error(job: Job) -> PixelForgeError:
-    try:
-        code = ErrorCode(job.error_code or ErrorCode.internal_error)
-    except ValueError:
-        code = ErrorCode.internal_error
+    err = common.job_error(job, fallback="generation failed")
     # A refused result is about the request, not a server fault.
-    status = 400 if code == ErrorCode.error_nsfw_content_detected else None
-    return PixelForgeError(code, job.error_message or "generation failed", status=status)
+    if err.code == ErrorCode.error_nsfw_content_detected:
+        return PixelForgeError(err.code, err.message, status=400)
+    return err
 
 
 async def run_blocking(

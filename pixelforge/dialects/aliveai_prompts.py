@@ -17,10 +17,10 @@ from pixelforge.dialects import aliveai_schemas as sc
 from pixelforge.dialects import aliveai_store as store
 from pixelforge.dialects import aliveai_translate as tr
 from pixelforge.dialects.aliveai_errors import error_body, not_available
-from pixelforge.dialects.common import submit, wait
+from pixelforge.dialects.common import job_error, submit, wait
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.services import Services
-from pixelforge.store.tables import Account, Job
+from pixelforge.store.tables import Account
 
 router = APIRouter(prefix="/aliveai", tags=["aliveai"])
 
@@ -42,14 +42,6 @@ _CREATED = ex.responses(
         "credits or cancel queued jobs",
     ),
 )
-
-
-def _job_error(job: Job) -> PixelForgeError:
-    try:
-        code = ErrorCode(job.error_code or "internal_error")
-    except ValueError:
-        code = ErrorCode.internal_error
-    return PixelForgeError(code, job.error_message or "the generation failed")
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,7 @@ class CreateCall:
         if self.blocking:
             job = await wait(services, job, services.settings.aliveai_max_blocking_s)
             if job.status in ("failed", "canceled"):
-                err = _job_error(job)
+                err = job_error(job, fallback="the generation failed")
                 return JSONResponse(error_body(err, promptId=job.id), status_code=err.status)
         prompt = await run_in_threadpool(store.find, services, account.id, job.id)
         container = await run_in_threadpool(store.container, services, self.request, prompt)

@@ -22,6 +22,7 @@ from pixelforge.store.tables import Account, Job, Media
 __all__ = [
     "base_url",
     "ingest_image",
+    "job_error",
     "media_url",
     "outputs",
     "submit",
@@ -68,6 +69,15 @@ async def wait(services: Services, job: Job, wait_s: float) -> Job:
 async def get_job(services: Services, account: Account, job_id: str) -> Job:
     """The account's job (404 not_found for anyone else's)."""
     return await run_in_threadpool(lambda: services.jobs.get(account_id=account.id, job_id=job_id))
+
+
+def job_error(job: Job, *, fallback: str = "the job failed") -> PixelForgeError:
+    """A failed or canceled job's own error (its stored code and message), to raise."""
+    try:
+        code = ErrorCode(job.error_code or ErrorCode.internal_error)
+    except ValueError:  # a code this version does not know
+        code = ErrorCode.internal_error
+    return PixelForgeError(code, job.error_message or fallback)
 
 
 async def outputs(services: Services, job: Job) -> list[Media]:

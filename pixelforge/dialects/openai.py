@@ -286,8 +286,7 @@ async def run_images(
     if job.status not in TERMINAL:
         await _time_out(services, account, job.id, key=key)
     if job.status != "succeeded":
-        code = ErrorCode.__members__.get(job.error_code or "", ErrorCode.internal_error)
-        raise PixelForgeError(code, job.error_message or f"the job ended {job.status}")
+        raise common.job_error(job, fallback=f"the job ended {job.status}")
     rows = await common.outputs(services, job)
     b64 = body.response_format == "b64_json" or (
         body.response_format is None and (body.model or "").startswith("gpt-image")

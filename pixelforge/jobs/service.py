@@ -297,19 +297,25 @@ class JobService:
                 ledger.void(s, job_id=job.id)
             elif job.status == RUNNING:
                 job.cancel_requested = True
+        if job.status in (RUNNING, CANCELED):
+            self._announce_cancel(job)
+        return job
+
+    def _announce_cancel(self, job: Job) -> None:
+        """After a cancel was recorded: stop a running job's worker at its next step, or tell
+        subscribers that a queued one is canceled."""
         if job.status == RUNNING:
             self.on_cancel(job.id)
-        if job.status == CANCELED:
-            self.bus.publish(
-                Event(
-                    job_id=job.id,
-                    account_id=account_id,
-                    type="canceled",
-                    error_code=job.error_code,
-                    message=job.error_message,
-                )
+            return
+        self.bus.publish(
+            Event(
+                job_id=job.id,
+                account_id=job.account_id,
+                type="canceled",
+                error_code=job.error_code,
+                message=job.error_message,
             )
-        return job
+        )
 
     def touch_poll(self, *, account_id: str, job_id: str) -> Job:
         """A client's status poll of its job: keeps a poll-timed job alive.
@@ -329,19 +335,10 @@ class JobService:
                     abandoned = abandon(s, job, t) == CANCELED or job.cancel_requested
                 else:
                     job.last_polled_at = t
-        if abandoned and job.status == RUNNING:
-            self.on_cancel(job.id)
-        elif abandoned:
-            self.bus.publish(
-                Event(
-                    job_id=job.id,
-                    account_id=account_id,
-                    type="canceled",
-                    error_code=job.error_code,
-                    message=job.error_message,
-                )
-            )
-            self.notify_positions()
+        if abandoned:
+            self._announce_cancel(job)
+            if job.status == CANCELED:
+                self.notify_positions()
         return job
 
 
