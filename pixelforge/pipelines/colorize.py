@@ -208,7 +208,7 @@ def _model_colours(
     """a/b at the working size from a ControlNet colourisation model: it paints a colour
     photo conditioned on the greyscale one, at its own resolution; only the colours are
     kept (the lightness stays the input's)."""
-    from pixelforge.pipelines.diffusion import fit_to_multiple, generators, step_callback
+    from pixelforge.pipelines.diffusion import fit_to_multiple, run_args
 
     profile = ctx.models.profile(params.model, task=COLORIZE)
     w, h = src.size
@@ -224,8 +224,7 @@ def _model_colours(
             height=control.height,
             num_inference_steps=params.steps or profile.default_steps,
             guidance_scale=guidance,
-            generator=generators(ctx.seed, 1),
-            callback_on_step_end=step_callback(ctx, 0),
+            **run_args(ctx),
         ).images[0]
     colour = painted.convert("RGB").resize(work, Image.Resampling.BICUBIC)
     ab: Array = _lab(np.asarray(colour))[..., 1:]

@@ -11,6 +11,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.base import ModelProfile
 from pixelforge.pipelines.base import JobCanceled, RunContext
 
 AspectRatio = Literal["1:1", "16:9", "9:16", "4:3", "3:4", "square", "portrait", "landscape"]
@@ -154,6 +155,24 @@ def generators(seed: int, count: int) -> list[Any]:
     import torch
 
     return [torch.Generator("cpu").manual_seed((seed + i) % 2**32) for i in range(count)]
+
+
+def sampling(profile: ModelProfile, steps: int | None, guidance: float | None) -> tuple[int, float]:
+    """Steps and guidance scale: the request's where given, else the model's defaults."""
+    return steps or profile.default_steps, (
+        profile.default_guidance if guidance is None else guidance
+    )
+
+
+def run_args(ctx: RunContext, *, num_images: int = 1, preview_every: int = 0) -> dict[str, Any]:
+    """The arguments every diffusers call here shares: one seeded generator per image, and
+    progress, previews and cancel between steps."""
+    return {
+        "num_images_per_prompt": num_images,
+        "generator": generators(ctx.seed, num_images),
+        "callback_on_step_end": step_callback(ctx, preview_every),
+        "callback_on_step_end_tensor_inputs": ["latents"],
+    }
 
 
 def latents_preview(latents: Any) -> Image.Image | None:

@@ -11,10 +11,10 @@ from pixelforge.pipelines.base import MediaRef, RunContext
 from pixelforge.pipelines.diffusion import (
     GenerationParams,
     fit_to_multiple,
-    generators,
     loras_applied,
+    run_args,
+    sampling,
     save_images,
-    step_callback,
     styled_prompt,
 )
 
@@ -43,8 +43,7 @@ class EditPipeline:
         image = fit_to_multiple(ctx.load_image(params.image).convert("RGB"))
         prompt, negative, model_id = styled_prompt(ctx, params)
         profile = ctx.models.profile(model_id, task=EDIT)
-        steps = params.steps or profile.default_steps
-        guidance = profile.default_guidance if params.guidance is None else params.guidance
+        steps, guidance = sampling(profile, params.steps, params.guidance)
 
         # 2. Denoise conditioned on the image and the instruction. The edit families name
         # their guidance knobs differently: pix2pix has a separate image guidance, Qwen's
@@ -65,10 +64,7 @@ class EditPipeline:
                 num_inference_steps=steps,
                 guidance_scale=guidance,
                 **family_args,
-                num_images_per_prompt=params.num_images,
-                generator=generators(ctx.seed, params.num_images),
-                callback_on_step_end=step_callback(ctx, params.preview_every),
-                callback_on_step_end_tensor_inputs=["latents"],
+                **run_args(ctx, num_images=params.num_images, preview_every=params.preview_every),
             ).images
 
         # 3. Save outputs

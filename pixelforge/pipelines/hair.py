@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import INPAINT, ModelProfile
 from pixelforge.pipelines.base import MediaRef, RunContext
-from pixelforge.pipelines.diffusion import fit_to_multiple, generators, step_callback
+from pixelforge.pipelines.diffusion import fit_to_multiple, run_args, sampling
 from pixelforge.pipelines.limits import check_face_width
 from pixelforge.vision.face import Face, FaceAnalyzer, FaceRequirements, Mask, check_faces, feather
 from pixelforge.vision.regions import HairEdit, coverage, hair_edit_mask, hair_mask
@@ -164,8 +164,7 @@ def repaint(
     small = cv2.resize(crop_mask, work.size, interpolation=cv2.INTER_AREA)
     work_mask = Image.fromarray(np.where(small > 0, 255, 0).astype(np.uint8))
     # 2. Denoise
-    steps = prompt.steps or profile.default_steps
-    guidance = profile.default_guidance if prompt.guidance is None else prompt.guidance
+    steps, guidance = sampling(profile, prompt.steps, prompt.guidance)
     with ctx.models.load(profile.id, task=INPAINT) as pipe:
         painted = pipe(
             prompt=prompt.prompt,
@@ -177,10 +176,7 @@ def repaint(
             strength=prompt.strength,
             num_inference_steps=steps,
             guidance_scale=guidance,
-            num_images_per_prompt=1,
-            generator=generators(ctx.seed, 1),
-            callback_on_step_end=step_callback(ctx, preview_every),
-            callback_on_step_end_tensor_inputs=["latents"],
+            **run_args(ctx, preview_every=preview_every),
         ).images[0]
     # 3. Paste back: full strength inside the mask, fading out beyond its edge; pixels the
     #    fade does not reach keep their exact values.

@@ -13,11 +13,11 @@ from pixelforge.pipelines.diffusion import (
     AspectRatio,
     GenerationParams,
     fit_to_multiple,
-    generators,
     loras_applied,
     resolve_size,
+    run_args,
+    sampling,
     save_images,
-    step_callback,
     styled_prompt,
 )
 
@@ -59,8 +59,7 @@ class ImageToImagePipeline:
             source = fit_to_multiple(source, size)
         else:
             source = fit_to_multiple(source)
-        steps = params.steps or profile.default_steps
-        guidance = profile.default_guidance if params.guidance is None else params.guidance
+        steps, guidance = sampling(profile, params.steps, params.guidance)
         # diffusers runs int(steps * strength) steps: raise `steps` so that is at least one.
         steps = max(steps, math.ceil(1 / params.strength))
 
@@ -78,10 +77,7 @@ class ImageToImagePipeline:
                 strength=params.strength,
                 num_inference_steps=steps,
                 guidance_scale=guidance,
-                num_images_per_prompt=params.num_images,
-                generator=generators(ctx.seed, params.num_images),
-                callback_on_step_end=step_callback(ctx, params.preview_every),
-                callback_on_step_end_tensor_inputs=["latents"],
+                **run_args(ctx, num_images=params.num_images, preview_every=params.preview_every),
             ).images
 
         # 3. Save outputs

@@ -13,10 +13,10 @@ from pixelforge.pipelines.base import MediaRef, RunContext
 from pixelforge.pipelines.diffusion import (
     GenerationParams,
     fit_to_multiple,
-    generators,
     loras_applied,
+    run_args,
+    sampling,
     save_images,
-    step_callback,
     styled_prompt,
 )
 
@@ -48,8 +48,7 @@ def _paint(
 ) -> dict[str, Any]:
     prompt, negative, model_id = styled_prompt(ctx, params)
     profile = ctx.models.profile(model_id, task=INPAINT)
-    steps = params.steps or profile.default_steps
-    guidance = profile.default_guidance if params.guidance is None else params.guidance
+    steps, guidance = sampling(profile, params.steps, params.guidance)
     with ctx.models.load(profile.id, task=INPAINT) as pipe, loras_applied(pipe, ctx, params.loras):
         images = pipe(
             prompt=prompt,
@@ -61,10 +60,7 @@ def _paint(
             strength=strength,
             num_inference_steps=steps,
             guidance_scale=guidance,
-            num_images_per_prompt=num_images,
-            generator=generators(ctx.seed, num_images),
-            callback_on_step_end=step_callback(ctx, params.preview_every),
-            callback_on_step_end_tensor_inputs=["latents"],
+            **run_args(ctx, num_images=num_images, preview_every=params.preview_every),
         ).images
     save_images(ctx, images, params.output_format)
     return {

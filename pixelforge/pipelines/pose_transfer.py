@@ -12,11 +12,11 @@ from pixelforge.models.base import POSE_TRANSFER
 from pixelforge.pipelines.base import MediaRef, RunContext
 from pixelforge.pipelines.diffusion import (
     GenerationParams,
-    generators,
     loras_applied,
     resolve_size,
+    run_args,
+    sampling,
     save_images,
-    step_callback,
     styled_prompt,
 )
 from pixelforge.vision.pose import PoseEstimator, draw_openpose
@@ -79,8 +79,7 @@ class PoseTransferPipeline:
             params, reference.size, profile.default_width, profile.default_height
         )
         skeleton = draw_openpose(pose, (width, height))
-        steps = params.steps or profile.default_steps
-        guidance = profile.default_guidance if params.guidance is None else params.guidance
+        steps, guidance = sampling(profile, params.steps, params.guidance)
 
         # 3. Denoise, following the skeleton
         with (
@@ -96,10 +95,7 @@ class PoseTransferPipeline:
                 num_inference_steps=steps,
                 guidance_scale=guidance,
                 controlnet_conditioning_scale=params.controlnet_scale,
-                num_images_per_prompt=params.num_images,
-                generator=generators(ctx.seed, params.num_images),
-                callback_on_step_end=step_callback(ctx, params.preview_every),
-                callback_on_step_end_tensor_inputs=["latents"],
+                **run_args(ctx, num_images=params.num_images, preview_every=params.preview_every),
             ).images
 
         # 4. Save the images, then the skeleton (lossless, so its lines stay crisp)

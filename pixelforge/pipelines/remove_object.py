@@ -237,7 +237,7 @@ def _diffuse(
 ) -> Array:
     """A diffusion inpainting model's fill of `crop` where `hole` > 0, at the model's own
     resolution (the crop's long side scaled to it, multiples of 8)."""
-    from pixelforge.pipelines.diffusion import fit_to_multiple, generators, step_callback
+    from pixelforge.pipelines.diffusion import fit_to_multiple, run_args
 
     ch, cw = crop.shape[:2]
     scale = side / max(cw, ch)
@@ -254,8 +254,7 @@ def _diffuse(
         strength=1.0,
         num_inference_steps=steps,
         guidance_scale=guidance,
-        generator=generators(ctx.seed, 1),
-        callback_on_step_end=step_callback(ctx, 0),
+        **run_args(ctx),
     ).images[0]
     out = result.convert("RGB").resize((cw, ch), Image.Resampling.BICUBIC)
     return np.asarray(out, dtype=np.uint8)

@@ -16,8 +16,9 @@ from pixelforge.pipelines.diffusion import (
     generators,
     loras_applied,
     resolve_size,
+    run_args,
+    sampling,
     save_images,
-    step_callback,
     styled_prompt,
 )
 
@@ -120,8 +121,7 @@ class TextToImagePipeline:
             base_w=profile.default_width,
             base_h=profile.default_height,
         )
-        steps = params.steps or profile.default_steps
-        guidance = profile.default_guidance if params.guidance is None else params.guidance
+        steps, guidance = sampling(profile, params.steps, params.guidance)
 
         # 2. Denoise
         with (
@@ -137,10 +137,7 @@ class TextToImagePipeline:
                 height=height,
                 num_inference_steps=steps,
                 guidance_scale=guidance,
-                num_images_per_prompt=params.num_images,
-                generator=generators(ctx.seed, params.num_images),
-                callback_on_step_end=step_callback(ctx, params.preview_every),
-                callback_on_step_end_tensor_inputs=["latents"],
+                **run_args(ctx, num_images=params.num_images, preview_every=params.preview_every),
             ).images
 
         # 3. Save outputs
