@@ -31,9 +31,7 @@ import math
 import os
 import random
 import re
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +42,7 @@ from typing import Any
 import httpx
 import numpy as np
 import websockets
+from common import STARTED, Report, free_port, pixelforge_cmd, progress
 from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -82,73 +81,6 @@ FULL = Profile(4.0, 16, (60, 400), 16, 100, 30, 300, 100, 3, 3)
 
 
 # -- results ---------------------------------------------------------------------------------
-@dataclass
-class Row:
-    section: str
-    metric: str
-    value: float
-    unit: str
-    ratio: float | None = None
-    versus: str = ""
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(
-        self,
-        section: str,
-        metric: str,
-        value: float,
-        unit: str,
-        ratio: float | None = None,
-        versus: str = "",
-    ) -> None:
-        self.rows.append(Row(section, metric, value, unit, ratio, versus))
-        print(f"  .. {metric}: {fmt(value)} {unit}", flush=True)
-
-    def print(self) -> None:
-        head = ("section", "metric", "value", "ratio", "ratio is against")
-        table = [head] + [
-            (
-                r.section,
-                r.metric,
-                f"{fmt(r.value)} {r.unit}",
-                "" if r.ratio is None else fmt(r.ratio),
-                r.versus,
-            )
-            for r in self.rows
-        ]
-        widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-        print()
-        for i, row in enumerate(table):
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-            if i == 0:
-                print("  ".join("-" * w for w in widths))
-        for note in self.notes:
-            print(f"note: {note}")
-        print("\npeers (published reference points, NOT measured here):")
-        for peer in PEERS:
-            print(f"  - {peer}")
-
-
-STARTED = time.monotonic()
-
-
-def progress(what: str) -> None:
-    print(f"{time.monotonic() - STARTED:6.1f} s  {what}", flush=True)
-
-
-def fmt(x: float) -> str:
-    if x == 0 or abs(x) >= 100:
-        return f"{x:,.0f}"
-    if abs(x) >= 1:
-        return f"{x:.2f}"
-    return f"{x:.3g}"
-
-
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) of `values`."""
     ordered = sorted(values)
@@ -167,12 +99,6 @@ def png_bytes(side: int, seed: int = 0) -> bytes:
 
 
 # -- the server under test -------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def bench_env(data_dir: Path, redis_url: str | None = None) -> dict[str, str]:
     """The environment without inherited PIXELFORGE_* settings, plus the bench's own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIXELFORGE_")}
@@ -184,10 +110,6 @@ def bench_env(data_dir: Path, redis_url: str | None = None) -> dict[str, str]:
     if redis_url:
         env["PIXELFORGE_REDIS_URL"] = redis_url
     return env
-
-
-def pixelforge_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pixelforge", *args]
 
 
 def create_account(data_dir: Path) -> str:
@@ -823,6 +745,9 @@ def main(argv: list[str] | None = None) -> None:
         redis_url=args.redis_url,
     )
     report.print()
+    print("\npeers (published reference points, NOT measured here):")
+    for peer in PEERS:
+        print(f"  - {peer}")
     mode = "quick" if args.quick else "full"
     print(f"\n({mode} mode, {time.monotonic() - STARTED:.0f} s, {os.cpu_count()} CPUs)")
     if args.json:

@@ -29,12 +29,9 @@ import contextlib
 import functools
 import importlib
 import json
-import math
 import os
 import re
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -44,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import STARTED, Report, free_port, pixelforge_cmd, progress
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "tiny-sd"
@@ -53,7 +51,6 @@ PROMPT = "a photo of a red cat on the moon, detailed"
 TERMINAL = ("succeeded", "failed", "canceled")
 HAVE_PROC = Path("/proc/self/stat").exists()
 CLK_TCK = os.sysconf("SC_CLK_TCK") if HAVE_PROC else 100
-STARTED = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -72,74 +69,6 @@ FULL = Profile(threads=(1, 2), steps=((4, 41), (20, 15)), batch=8, repeats=5, wa
 
 
 # -- results ---------------------------------------------------------------------------------
-@dataclass
-class Row:
-    section: str
-    metric: str
-    value: float
-    unit: str
-    ratio: float | None = None
-    versus: str = ""
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(
-        self,
-        section: str,
-        metric: str,
-        value: float,
-        unit: str,
-        ratio: float | None = None,
-        versus: str = "",
-    ) -> None:
-        """Record a row and echo it at once."""
-        self.rows.append(Row(section, metric, value, unit, ratio, versus))
-        tail = "" if ratio is None else f"  (x{fmt(ratio)} vs {versus})"
-        print(f"  .. {metric}: {fmt(value)} {unit}{tail}", flush=True)
-
-    def print(self) -> None:
-        """The rows as an aligned table, then the notes."""
-        head = ("section", "metric", "value", "ratio", "ratio is against")
-        table = [head] + [
-            (
-                r.section,
-                r.metric,
-                f"{fmt(r.value)} {r.unit}",
-                "" if r.ratio is None else fmt(r.ratio),
-                r.versus,
-            )
-            for r in self.rows
-        ]
-        widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-        print()
-        for i, row in enumerate(table):
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-            if i == 0:
-                print("  ".join("-" * w for w in widths))
-        for note in self.notes:
-            print(f"note: {note}")
-
-
-def progress(what: str) -> None:
-    """A timestamped progress line (seconds since the bench started)."""
-    print(f"{time.monotonic() - STARTED:6.1f} s  {what}", flush=True)
-
-
-def fmt(x: float) -> str:
-    """A number with about three significant digits, thousands separated."""
-    if math.isnan(x):
-        return "nan"
-    if x == 0 or abs(x) >= 100:
-        return f"{x:,.0f}"
-    if abs(x) >= 1:
-        return f"{x:.2f}"
-    return f"{x:.3g}"
-
-
 def median(values: list[float]) -> float:
     """The median (mean of the middle two for an even count)."""
     ordered = sorted(values)
@@ -148,13 +77,6 @@ def median(values: list[float]) -> float:
 
 
 # -- the server under test -------------------------------------------------------------------
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def bench_env(data_dir: Path, threads: int = 0) -> dict[str, str]:
     """The environment without inherited PIXELFORGE_* settings, plus the bench's own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIXELFORGE_")}
@@ -165,11 +87,6 @@ def bench_env(data_dir: Path, threads: int = 0) -> dict[str, str]:
         PIXELFORGE_WORKER_THREADS=str(threads),
     )
     return env
-
-
-def pixelforge_cmd(*args: str) -> list[str]:
-    """`python -m pixelforge ARGS` with this interpreter."""
-    return [sys.executable, "-m", "pixelforge", *args]
 
 
 def start_account(data_dir: Path) -> subprocess.Popen[str]:
