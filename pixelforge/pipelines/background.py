@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import MATTING
 from pixelforge.models.onnx_model import OnnxModel
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.base import MediaRef, OutputFormat, Quality, RunContext
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
@@ -113,10 +113,8 @@ class BlurBackgroundParams(_PersonParams):
         ),
         examples=[0.5],
     )
-    output_format: Literal["png", "jpg", "webp"] = Field(
-        default="jpg", description="Encoding of the result.", examples=["jpg", "png"]
-    )
-    quality: int = Field(default=92, ge=1, le=100, description="jpg/webp quality.")
+    output_format: OutputFormat = "jpg"
+    quality: Quality = 92
 
 
 class ReplaceBackgroundParams(_PersonParams):
@@ -136,10 +134,8 @@ class ReplaceBackgroundParams(_PersonParams):
         ),
         examples=["med_8a1b2c3d4e5f"],
     )
-    output_format: Literal["png", "jpg", "webp"] = Field(
-        default="jpg", description="Encoding of the result.", examples=["jpg", "png"]
-    )
-    quality: int = Field(default=92, ge=1, le=100, description="jpg/webp quality.")
+    output_format: OutputFormat = "jpg"
+    quality: Quality = 92
 
     @model_validator(mode="after")
     def _one_background(self) -> ReplaceBackgroundParams:

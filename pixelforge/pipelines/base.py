@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Protocol, get_args, runtime_checkable
+from typing import Annotated, Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -23,6 +23,15 @@ MediaRef = Annotated[
     MEDIA_REF,
     Field(min_length=1, max_length=64, json_schema_extra={"format": "media-id"}),
 ]
+
+
+# The encoding and jpg/webp quality of an effect's result (the default differs per pipeline:
+# `output_format: OutputFormat = "jpg"`).
+OutputFormat = Annotated[
+    Literal["png", "jpg", "webp"],
+    Field(description="Encoding of the result.", examples=["jpg", "png"]),
+]
+Quality = Annotated[int, Field(ge=1, le=100, description="jpg/webp quality.")]
 
 
 def media_refs(params: BaseModel) -> list[str]:

@@ -3,7 +3,7 @@ model), or with a downloaded colourisation model (a ControlNet over Stable Diffu
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import COLORIZE
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.base import MediaRef, OutputFormat, Quality, RunContext
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
@@ -107,10 +107,8 @@ class ColorizeParams(BaseModel):
     saturation: float = Field(
         default=1.0, ge=0.0, le=3.0, description="Multiplier on the transferred colourfulness."
     )
-    output_format: Literal["png", "jpg", "webp"] = Field(
-        default="jpg", description="Encoding of the result.", examples=["jpg", "png"]
-    )
-    quality: int = Field(default=92, ge=1, le=100, description="jpg/webp quality.")
+    output_format: OutputFormat = "jpg"
+    quality: Quality = 92
 
     @model_validator(mode="after")
     def _guided(self) -> ColorizeParams:

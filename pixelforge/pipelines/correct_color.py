@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.base import MediaRef, OutputFormat, Quality, RunContext
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
@@ -58,10 +58,8 @@ class CorrectColorParams(BaseModel):
         description="Contrast multiplier around the photo's mean brightness: 1 = unchanged.",
         examples=[1.1],
     )
-    output_format: Literal["png", "jpg", "webp"] = Field(
-        default="jpg", description="Encoding of the result.", examples=["jpg", "png"]
-    )
-    quality: int = Field(default=92, ge=1, le=100, description="jpg/webp quality.")
+    output_format: OutputFormat = "jpg"
+    quality: Quality = 92
 
 
 class RelightParams(BaseModel):
@@ -101,10 +99,8 @@ class RelightParams(BaseModel):
         description="Recovery of bright regions (0 = none, 1 = strongest pull-down).",
         examples=[0.2],
     )
-    output_format: Literal["png", "jpg", "webp"] = Field(
-        default="jpg", description="Encoding of the result.", examples=["jpg", "png"]
-    )
-    quality: int = Field(default=92, ge=1, le=100, description="jpg/webp quality.")
+    output_format: OutputFormat = "jpg"
+    quality: Quality = 92
 
 
 class CorrectColorPipeline:

@@ -11,7 +11,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.base import MediaRef, Quality, RunContext
 from pixelforge.pipelines.upscale import (
     COST,
     MODEL_FILES,
@@ -74,7 +74,7 @@ class EnhanceParams(BaseModel):
         description="Encoding of the result. jpg has no alpha: transparency is flattened on white.",
         examples=["jpg", "png"],
     )
-    quality: int = Field(default=92, ge=1, le=100, description="jpg/webp quality.")
+    quality: Quality = 92
 
 
 class EnhancePipeline:

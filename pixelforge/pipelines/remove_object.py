@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ERASE, INPAINT
 from pixelforge.models.onnx_model import OnnxModel
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.base import MediaRef, OutputFormat, Quality, RunContext
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
@@ -84,10 +84,8 @@ class RemoveObjectParams(BaseModel):
         description="Softness of the seam between fill and photo: Gaussian sigma in pixels.",
         examples=[2.0],
     )
-    output_format: Literal["png", "jpg", "webp"] = Field(
-        default="jpg", description="Encoding of the result.", examples=["jpg", "png"]
-    )
-    quality: int = Field(default=92, ge=1, le=100, description="jpg/webp quality.")
+    output_format: OutputFormat = "jpg"
+    quality: Quality = 92
 
 
 class RemoveObjectPipeline:

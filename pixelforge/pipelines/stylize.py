@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.base import MediaRef, OutputFormat, Quality, RunContext
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
@@ -72,10 +72,8 @@ class StylizeParams(BaseModel):
         description="comic, cartoon, line_art: outline width in pixels; omit to scale with size.",
         examples=[2],
     )
-    output_format: Literal["png", "jpg", "webp"] = Field(
-        default="png", description="Encoding of the result.", examples=["png", "jpg"]
-    )
-    quality: int = Field(default=92, ge=1, le=100, description="jpg/webp quality.")
+    output_format: OutputFormat = "png"
+    quality: Quality = 92
 
 
 class StylizePipeline:
