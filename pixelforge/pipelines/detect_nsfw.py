@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.pipelines.base import MediaRef, RunContext
-from pixelforge.safety.nsfw import NsfwDetector, explicit_labels
+from pixelforge.safety.nsfw import EXPLICIT_LABELS, NsfwDetector, explicit_labels
 
 
 class DetectNsfwParams(BaseModel):
@@ -40,8 +41,9 @@ class DetectNsfwPipeline:
     )
     Params: ClassVar[type[BaseModel]] = DetectNsfwParams
 
-    def __init__(self, detector: NsfwDetector | None = None) -> None:
-        self.detector = detector or NsfwDetector()
+    def __init__(self, *, labels: Iterable[str] = EXPLICIT_LABELS) -> None:
+        """`labels`: the NudeNet labels reported as explicit."""
+        self.labels = frozenset(labels)
 
     def cost(self, params: DetectNsfwParams) -> int:
         return 0
@@ -51,10 +53,9 @@ class DetectNsfwPipeline:
         img = ctx.load_image(params.image)
 
         # 2. Detect
-        detections = self.detector.detect(img)
-        labels = explicit_labels(
-            detections, threshold=params.threshold, labels=self.detector.labels
-        )
+        detector = NsfwDetector(ctx.models, labels=self.labels)
+        detections = detector.detect(img)
+        labels = explicit_labels(detections, threshold=params.threshold, labels=detector.labels)
         ctx.progress(1, 1)
 
         # 3. Report (no media output)

@@ -18,11 +18,18 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.models.base import INPAINT, ModelProfile
+from pixelforge.models.base import INPAINT, ModelProfile, ModelProvider
 from pixelforge.pipelines.base import MediaRef, RunContext
 from pixelforge.pipelines.diffusion import fit_to_multiple, run_args, sampling
 from pixelforge.pipelines.limits import check_face_width
-from pixelforge.vision.face import Face, FaceAnalyzer, FaceRequirements, Mask, check_faces, feather
+from pixelforge.vision.face import (
+    Face,
+    FaceRequirements,
+    Mask,
+    analyze_faces,
+    check_faces,
+    feather,
+)
 from pixelforge.vision.regions import HairEdit, coverage, hair_edit_mask, hair_mask
 
 # Perfect Corp's portrait limits: one face, facing the camera.
@@ -129,10 +136,10 @@ def edit_prompt(
     )
 
 
-def portrait_face(analyzer: FaceAnalyzer, img: Image.Image, pipeline: str) -> Face:
+def portrait_face(models: ModelProvider, img: Image.Image, pipeline: str) -> Face:
     """The one face of a portrait, or error_no_face / error_multiple_people /
     error_large_face_angle; a face under the pipeline's minimum width is error_no_face."""
-    face = check_faces(analyzer.analyze(img), PORTRAIT, what="the photo")
+    face = check_faces(analyze_faces(models, img), PORTRAIT, what="the photo")
     check_face_width(pipeline, face.box[2])
     return face
 
@@ -232,9 +239,6 @@ class _HairPipeline:
     edit: ClassVar[HairEdit]
     default_style: ClassVar[str]
 
-    def __init__(self, analyzer: FaceAnalyzer | None = None) -> None:
-        self.analyzer = analyzer or FaceAnalyzer()
-
     def cost(self, params: PortraitEditParams) -> int:
         return 1
 
@@ -245,9 +249,9 @@ class _HairPipeline:
 
         # 2. Find the one face, its hair, and the area this edit repaints
         img = ctx.load_image(params.image)
-        face = portrait_face(self.analyzer, img, self.name)
+        face = portrait_face(ctx.models, img, self.name)
         rgb = img.convert("RGB")
-        hair = hair_mask(rgb, face)
+        hair = hair_mask(ctx.models, rgb, face)
         mask = hair_edit_mask(face, hair, self.edit)
 
         # 3. Repaint around the head and paste back

@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.pipelines.base import MediaRef, RunContext
 from pixelforge.vision.face import (
     Face,
-    FaceAnalyzer,
     FaceRequirements,
     Mask,
     Region,
+    analyze_faces,
     check_faces,
     feather,
     region_mask,
@@ -71,9 +71,6 @@ class TransferMakeupPipeline:
     )
     Params: ClassVar[type[BaseModel]] = TransferMakeupParams
 
-    def __init__(self, analyzer: FaceAnalyzer | None = None) -> None:
-        self.analyzer = analyzer or FaceAnalyzer()
-
     def cost(self, params: TransferMakeupParams) -> int:
         return 1
 
@@ -84,8 +81,8 @@ class TransferMakeupPipeline:
         #    happens in a window around each face.
         img = ctx.load_image(params.image)
         ref_img = ctx.load_image(params.reference)
-        face = check_faces(self.analyzer.analyze(img), REQUIREMENTS, what="the image")
-        ref = check_faces(self.analyzer.analyze(ref_img), REQUIREMENTS, what="the reference")
+        face = check_faces(analyze_faces(ctx.models, img), REQUIREMENTS, what="the image")
+        ref = check_faces(analyze_faces(ctx.models, ref_img), REQUIREMENTS, what="the reference")
         rgb = np.asarray(img.convert("RGB"))
         window, ref_window = _window(face, img.size), _window(ref, ref_img.size)
         lab, masks = to_lab(rgb[window]), _regions(face, img.size, window)
