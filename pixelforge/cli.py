@@ -268,6 +268,7 @@ def models_list(data_dir: Path | None) -> None:
 def models_pull(model_id: str, data_dir: Path | None) -> None:
     """Download a model (and the base model of an add-on) from the Hugging Face Hub."""
     from pixelforge.errors import ErrorCode
+    from pixelforge.models.bundled import BUNDLED_KINDS
     from pixelforge.models.catalog import Catalog
     from pixelforge.models.download import is_available, pull
 
@@ -285,7 +286,10 @@ def models_pull(model_id: str, data_dir: Path | None) -> None:
         if base is not None and not is_available(base, models_dir):
             todo.insert(0, base)
         for p in todo:
-            click.echo(f"pulling {p.id} ({p.source}) into {models_dir / p.id}")
+            if p.kind in BUNDLED_KINDS:  # nothing to download: checks its package is there
+                click.echo(f"{p.id} ships in the installed {p.source} package")
+            else:
+                click.echo(f"pulling {p.id} ({p.source}) into {models_dir / p.id}")
             pull(p, models_dir, progress=True)
     except PixelForgeError as e:
         _fail(e)

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import FACE_DETECTION, UPSCALE, ModelProvider
 from pixelforge.models.bundled import FACE_DETECTION_MODEL
 from pixelforge.pipelines.base import MediaRef, Quality, RunContext
@@ -126,8 +127,13 @@ def face_boxes(models: ModelProvider, rgb: Array) -> list[tuple[int, int, int, i
     """Face boxes (x0, y0, x1, y1) in pixels from the manager's MediaPipe face detection
     (full range), grown by _FACE_MARGIN and clipped."""
     h, w = rgb.shape[:2]
-    with models.load(FACE_DETECTION_MODEL, task=FACE_DETECTION) as detector:
-        found = detector.process(np.ascontiguousarray(rgb)).detections or []
+    try:
+        with models.load(FACE_DETECTION_MODEL, task=FACE_DETECTION) as detector:
+            found = detector.process(np.ascontiguousarray(rgb)).detections or []
+    except PixelForgeError as e:
+        if e.code != ErrorCode.model_unavailable:
+            raise
+        raise PixelForgeError(e.code, f"{e.message}; or pass face_boost 0") from e
     out = []
     for det in found:
         box = det.location_data.relative_bounding_box

