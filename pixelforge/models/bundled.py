@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from pixelforge.models.base import (
     UPSCALE,
     ModelProfile,
 )
+from pixelforge.models.cache import ModelCache
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +273,26 @@ def load_bundled(profile: ModelProfile, *, threads: int) -> Bundled:
             f"run `{hint}`",
         ) from e
     return Bundled(model, model_id=profile.id, kind=profile.kind, nbytes=bundled_bytes(profile))
+
+
+@contextmanager
+def use_bundled(cache: ModelCache, profile: ModelProfile, *, threads: int) -> Iterator[Any]:
+    """The profile's model from `cache` (loaded once per process, counted against the CPU
+    budget, pinned for the block); its lock is held for the block when the library cannot
+    run one model from two threads at once."""
+    estimate = 0 if profile.id in cache else bundled_bytes(profile)
+    with cache.use(
+        profile.id,
+        device="cpu",
+        load=functools.partial(load_bundled, profile, threads=threads),
+        estimate_bytes=estimate,
+        dtype="float32",
+    ) as bundled:
+        if bundled.lock is None:
+            yield bundled.model
+            return
+        with bundled.lock:
+            yield bundled.model
 
 
 def _load_mediapipe(profile: ModelProfile) -> Any:

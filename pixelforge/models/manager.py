@@ -24,7 +24,7 @@ from pixelforge.models.base import (
     ModelProfile,
     ModelProvider,
 )
-from pixelforge.models.bundled import BUNDLED_KINDS, INSTALL_HINTS, bundled_bytes, load_bundled
+from pixelforge.models.bundled import BUNDLED_KINDS, INSTALL_HINTS, use_bundled
 from pixelforge.models.cache import ModelCache, device_class
 from pixelforge.models.catalog import TASKS, Catalog
 from pixelforge.models.download import (
@@ -126,7 +126,8 @@ class ModelManager:
         profile = self.profile(model_id, task=task)
         if profile.kind in BUNDLED_KINDS:
             # CPU-only libraries: no torch setup, so the API process stays light.
-            with self._resident_bundled(profile) as model:
+            threads = self._threads if self._threads > 0 else (os.cpu_count() or 1)
+            with use_bundled(self.cache, profile, threads=threads) as model:
                 yield model
             return
         self._setup()
@@ -254,25 +255,6 @@ class ModelManager:
             estimate_bytes=estimate,
             dtype="float32",
         )
-
-    @contextmanager
-    def _resident_bundled(self, profile: ModelProfile) -> Iterator[Any]:
-        """One instance per process, on the CPU budget; its lock is held for the block when
-        the library cannot run one model from two threads at once."""
-        threads = self._threads if self._threads > 0 else (os.cpu_count() or 1)
-        estimate = 0 if profile.id in self.cache else bundled_bytes(profile)
-        with self.cache.use(
-            profile.id,
-            device="cpu",
-            load=functools.partial(load_bundled, profile, threads=threads),
-            estimate_bytes=estimate,
-            dtype="float32",
-        ) as bundled:
-            if bundled.lock is None:
-                yield bundled.model
-                return
-            with bundled.lock:
-                yield bundled.model
 
     def _load(self, profile: ModelProfile, path: Path, variant: str | None, dtype: str) -> Any:
         import torch
