@@ -13,10 +13,11 @@ from pixelforge.accounts.service import AccountService
 from pixelforge.accounts.tokens import derive_key
 from pixelforge.catalog.filters import FilterService
 from pixelforge.catalog.service import CatalogService
-from pixelforge.jobs.events import InProcessBus
+from pixelforge.jobs.events import EventBus, InProcessBus
+from pixelforge.jobs.pool import WorkerPool
 from pixelforge.jobs.redis_bus import RedisBus
+from pixelforge.jobs.runner import Runner
 from pixelforge.jobs.service import JobService
-from pixelforge.jobs.worker import Runner, WorkerPool
 from pixelforge.media.service import MediaLimits, MediaService
 from pixelforge.models.manager import ModelManager
 from pixelforge.pipelines.base import PipelineRegistry, default_registry
@@ -48,7 +49,7 @@ class Services:
     accounts: AccountService
     media: MediaService
     jobs: JobService
-    bus: InProcessBus | RedisBus
+    bus: EventBus
     limiter: RateLimiter
     registry: PipelineRegistry
     catalog: CatalogService
@@ -60,15 +61,13 @@ class Services:
     rate_per_ip: tuple[int, float]
 
     def start(self) -> None:
-        if isinstance(self.bus, RedisBus):
-            self.bus.start()
+        self.bus.start()
         if self.settings.workers > 0:
             self.pool.start()
 
     def close(self) -> None:
         self.pool.stop()
-        if isinstance(self.bus, RedisBus):
-            self.bus.close()
+        self.bus.close()
         self.limiter.close()
         self.db.dispose()
 
@@ -83,7 +82,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
     catalog.seed()
     filters = FilterService(db)
     filters.seed()
-    bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
+    bus: EventBus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     media = MediaService(
         db=db,
         store=LocalMediaStore(settings.media_dir),

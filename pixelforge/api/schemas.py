@@ -8,6 +8,7 @@ from fastapi import Path
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
+from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
 from pixelforge.store.tables import Job, Media
 
@@ -119,7 +120,7 @@ def job_out(
         timings["queued_s"] = round(job.started_at - job.created_at, 4)
         if job.finished_at is not None:
             timings["run_s"] = round(job.finished_at - job.started_at, 4)
-    outputs = services.jobs.outputs(job.id) if job.status == "succeeded" else []
+    outputs = services.jobs.outputs(job.id) if job.status == JobStatus.SUCCEEDED else []
     ws_base = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     return JobOut(
         id=job.id,

@@ -14,6 +14,7 @@ from pixelforge.api.deps import authenticate, get_services
 from pixelforge.dialects import aliveai_store as store
 from pixelforge.dialects.aliveai_errors import error_body, error_type
 from pixelforge.errors import PixelForgeError, not_found
+from pixelforge.jobs import lifecycle
 from pixelforge.jobs.events import TERMINAL, Event, Subscription
 from pixelforge.services import Services
 from pixelforge.store.tables import Account
@@ -78,15 +79,7 @@ def prompt_event(
 def _snapshot(services: Services, ws: WebSocket, account_id: str, prompt_id: str) -> Any:
     prompt = store.find(services, account_id, prompt_id)
     job = prompt.job
-    ev = Event(
-        job_id=job.id,
-        account_id=job.account_id,
-        type={"running": "progress"}.get(job.status, job.status),
-        progress=job.progress,
-        queue_position=services.jobs.position(job),
-        error_code=job.error_code,
-        message=job.error_message,
-    )
+    ev = lifecycle.snapshot(job, queue_position=services.jobs.position(job))
     return ev, store.container(services, ws, prompt)
 
 

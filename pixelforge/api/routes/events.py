@@ -11,6 +11,7 @@ from starlette.types import Message
 
 from pixelforge.api.deps import authenticate, get_services
 from pixelforge.errors import PixelForgeError
+from pixelforge.jobs import lifecycle
 from pixelforge.jobs.events import TERMINAL, Event, Subscription
 from pixelforge.services import Services
 from pixelforge.store.tables import Account, Job
@@ -47,18 +48,7 @@ class _Listener:
 
 def _snapshot(services: Services, job: Job) -> Event:
     """The job's current state as an event (what a late subscriber needs first)."""
-    kind = {"running": "progress"}.get(job.status, job.status)
-    return Event(
-        job_id=job.id,
-        account_id=job.account_id,
-        type=kind,
-        progress=job.progress,
-        step=job.step,
-        total=job.total,
-        queue_position=services.jobs.position(job),
-        error_code=job.error_code,
-        message=job.error_message,
-    )
+    return lifecycle.snapshot(job, queue_position=services.jobs.position(job))
 
 
 async def _accept(ws: WebSocket) -> tuple[Services, Account] | None:
