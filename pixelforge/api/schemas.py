@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import Path
 from pydantic import BaseModel, Field
-from starlette.requests import HTTPConnection
 
 from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
@@ -87,10 +86,6 @@ class JobList(BaseModel):
     object: str = "list"
     data: list[JobOut]
     next_cursor: str | None
-
-
-def base_url(services: Services, conn: HTTPConnection) -> str:
-    return (services.settings.public_url or str(conn.base_url)).rstrip("/")
 
 
 def media_out(services: Services, row: Media, base: str) -> MediaOut:

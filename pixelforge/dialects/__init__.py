@@ -17,8 +17,8 @@ from types import ModuleType
 
 from fastapi import FastAPI
 
-from pixelforge.api.errors import register_error_format
 from pixelforge.services import Services
+from pixelforge.web.errors import register_error_format
 
 KNOWN = ("aiart", "eventstation", "perfect", "aliveai", "openai")
 

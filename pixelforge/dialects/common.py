@@ -11,7 +11,6 @@ from typing import Any
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from pixelforge.api.schemas import base_url
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.service import Submitted
 from pixelforge.jobs.status import JobStatus
@@ -19,6 +18,7 @@ from pixelforge.jobs.waiting import wait_for_end
 from pixelforge.media.service import decode_base64
 from pixelforge.services import Services
 from pixelforge.store.tables import Account, Job, Media
+from pixelforge.web.urls import base_url
 
 __all__ = [
     "base_url",

@@ -16,7 +16,7 @@ import uvicorn
 from PIL import Image
 from skimage import data
 
-from pixelforge.api.main import create_app
+from pixelforge.app import create_app
 from pixelforge.pipelines.background import (
     BlurBackgroundPipeline,
     RemoveBackgroundPipeline,

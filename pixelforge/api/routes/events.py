@@ -9,12 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.types import Message
 
-from pixelforge.api.deps import authenticate, get_services
 from pixelforge.errors import PixelForgeError
 from pixelforge.jobs import lifecycle
 from pixelforge.jobs.events import TERMINAL, Event, Subscription
 from pixelforge.services import Services
 from pixelforge.store.tables import Account, Job
+from pixelforge.web.deps import authenticate, get_services
 
 router = APIRouter(tags=["events"])
 

@@ -8,10 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field
 
-from pixelforge.api.deps import AdminAccount, ServicesDep
 from pixelforge.api.schemas import ErrorOut
 from pixelforge.catalog.filters import Filter, FilterService, public_id
 from pixelforge.services import Services
+from pixelforge.web.deps import AdminAccount, ServicesDep
 
 router = APIRouter(prefix="/v1/admin/filters", tags=["catalog"])
 
