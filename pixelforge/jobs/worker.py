@@ -36,7 +36,8 @@ from pixelforge.jobs.queue import (
 )
 from pixelforge.media.service import MediaService
 from pixelforge.models.base import ModelProvider
-from pixelforge.pipelines.base import JobCanceled, Pipeline, PipelineRegistry
+from pixelforge.pipelines.contract import BatchingPipeline, JobCanceled, Pipeline
+from pixelforge.pipelines.registry import PipelineRegistry
 from pixelforge.safety.images import encode_image, open_image
 from pixelforge.store.db import Database
 from pixelforge.store.tables import Job, Media
@@ -279,9 +280,11 @@ class Runner:
     def _claim_mates(
         self, pipeline: Pipeline, params: BaseModel
     ) -> list[tuple[Claim, JobRunContext, BaseModel]]:
-        """Queued jobs of the same shape to run in the same call (see Pipeline.batch_key)."""
-        key_of = getattr(pipeline, "batch_key", None)
-        if self.max_batch <= 1 or key_of is None or (key := key_of(params)) is None:
+        """Queued jobs of the same shape to run in the same call (see BatchingPipeline)."""
+        if self.max_batch <= 1 or not isinstance(pipeline, BatchingPipeline):
+            return []
+        key_of = pipeline.batch_key
+        if (key := key_of(params)) is None:
             return []
 
         def same_shape(raw: dict[str, Any]) -> bool:
@@ -312,10 +315,9 @@ class Runner:
         self, pipeline: Pipeline, members: list[tuple[Claim, JobRunContext, BaseModel]]
     ) -> str:
         """One call for all members; each is then recorded (and charged) on its own."""
+        assert isinstance(pipeline, BatchingPipeline)  # mates are only claimed for these
         try:
-            outcomes = pipeline.run_batch(  # type: ignore[attr-defined]
-                [p for _, _, p in members], [c for _, c, _ in members]
-            )
+            outcomes = pipeline.run_batch([p for _, _, p in members], [c for _, c, _ in members])
         except _Interrupted:
             for claim, ctx, _ in members:
                 self._discard(ctx)
