@@ -31,7 +31,7 @@ from PIL import Image
 from pydantic import BaseModel
 from skimage import data
 
-from pixelforge.pipelines import upscale
+from pixelforge.pipelines import realesrgan
 from pixelforge.pipelines.background import (
     BlurBackgroundPipeline,
     RemoveBackgroundPipeline,
@@ -42,7 +42,7 @@ from pixelforge.pipelines.correct_color import CorrectColorPipeline, RelightPipe
 from pixelforge.pipelines.enhance import EnhancePipeline
 from pixelforge.pipelines.remove_object import RemoveObjectPipeline
 from pixelforge.pipelines.stylize import FILTERS, StylizePipeline
-from pixelforge.pipelines.upscale import UpscalePipeline
+from pixelforge.pipelines.upscale import UpscaleParams, UpscalePipeline
 from pixelforge.safety.images import encode_image
 
 STARTED = time.monotonic()
@@ -145,7 +145,7 @@ def direct_tiles(net: Any, img: Image.Image, *, scale: int, tile: int) -> int:
 
     pixels = np.asarray(img, dtype=np.uint8)
     h, w = pixels.shape[:2]
-    pad = upscale.TILE_PAD
+    pad = realesrgan.TILE_PAD
     count = 0
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
@@ -164,9 +164,9 @@ def direct_tiles(net: Any, img: Image.Image, *, scale: int, tile: int) -> int:
 def bench_upscale(side: int, tile: int, pairs: int, threads: int) -> dict[str, float]:
     img = square("astronaut", side)
     ctx = BenchContext(threads=threads, media={"img": img})
-    params = upscale.UpscaleParams(image="img", scale=2, tile=tile)
-    stem, native = upscale.MODEL_FILES[("realesr-animevideov3", 2)]
-    net = upscale.load_net(stem, threads)  # the pipeline's own cached net, same options
+    params = UpscaleParams(image="img", scale=2, tile=tile)
+    stem, native = realesrgan.MODEL_FILES[("realesr-animevideov3", 2)]
+    net = realesrgan.load_net(stem, threads)  # the pipeline's own cached net, same options
     pipeline = UpscalePipeline()
     pipeline.run(params, ctx)  # warm-up
     tiles = ctx.steps

@@ -20,7 +20,7 @@ from pixelforge.jobs.runner import Runner
 from pixelforge.jobs.service import JobService
 from pixelforge.media.service import MediaLimits, MediaService
 from pixelforge.models.manager import ModelManager
-from pixelforge.pipelines.base import PipelineRegistry, default_registry
+from pixelforge.pipelines.registry import PipelineRegistry, default_registry
 from pixelforge.safety.fetch import FetchPolicy
 from pixelforge.safety.nsfw import EXPLICIT_LABELS, NsfwDetector
 from pixelforge.settings import Settings, parse_rate

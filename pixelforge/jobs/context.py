@@ -20,7 +20,7 @@ from pixelforge.jobs.lifecycle import Claim
 from pixelforge.jobs.status import EventType
 from pixelforge.media.service import MediaService
 from pixelforge.models.base import ModelProvider
-from pixelforge.pipelines.base import JobCanceled
+from pixelforge.pipelines.contract import JobCanceled
 from pixelforge.safety.images import encode_image, open_image
 from pixelforge.store.db import Database
 from pixelforge.store.tables import Job, Media

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -22,7 +22,8 @@ from pixelforge.jobs.queue import claim_batch_mates
 from pixelforge.jobs.status import JobStatus
 from pixelforge.media.service import MediaService
 from pixelforge.models.base import ModelProvider
-from pixelforge.pipelines.base import JobCanceled, Pipeline, PipelineRegistry
+from pixelforge.pipelines.contract import BatchingPipeline, JobCanceled, Pipeline
+from pixelforge.pipelines.registry import PipelineRegistry
 from pixelforge.store.db import Database
 from pixelforge.store.tables import Job
 
@@ -121,9 +122,11 @@ class Runner:
         return self._record(claim, ctx, extra)
 
     def _claim_mates(self, pipeline: Pipeline, params: BaseModel) -> list[Member]:
-        """Queued jobs of the same shape to run in the same call (see Pipeline.batch_key)."""
-        key_of = getattr(pipeline, "batch_key", None)
-        if self.max_batch <= 1 or key_of is None or (key := key_of(params)) is None:
+        """Queued jobs of the same shape to run in the same call (see BatchingPipeline)."""
+        if self.max_batch <= 1 or not isinstance(pipeline, BatchingPipeline):
+            return []
+        key_of = pipeline.batch_key
+        if (key := key_of(params)) is None:
             return []
 
         def same_shape(raw: dict[str, Any]) -> bool:
@@ -153,11 +156,10 @@ class Runner:
 
     def _run_batch(self, pipeline: Pipeline, members: list[Member]) -> str:
         """One call for all members; each is then recorded (and charged) on its own."""
-        outcomes: list[object]
+        assert isinstance(pipeline, BatchingPipeline)  # mates are only claimed for these
+        outcomes: Sequence[object]
         try:
-            outcomes = pipeline.run_batch(  # type: ignore[attr-defined]
-                [p for _, _, p in members], [c for _, c, _ in members]
-            )
+            outcomes = pipeline.run_batch([p for _, _, p in members], [c for _, c, _ in members])
         except Exception as e:
             outcomes = [e] * len(members)
         finally:

@@ -21,8 +21,9 @@ from pixelforge.jobs import lifecycle
 from pixelforge.jobs.events import EventBus
 from pixelforge.jobs.queue import queue_order, queue_position
 from pixelforge.jobs.status import JobStatus
-from pixelforge.pipelines.base import PipelineRegistry, media_ref_fields
+from pixelforge.pipelines.contract import media_ref_fields
 from pixelforge.pipelines.limits import check_input
+from pixelforge.pipelines.registry import PipelineRegistry
 from pixelforge.store.db import Database
 from pixelforge.store.tables import Job, Media
 
@@ -143,7 +144,7 @@ class JobService:
                     if m is None or m.account_id != account_id or m.expires_at <= now():
                         raise not_found(f"media {ref!r}")
                     check_input(
-                        pipeline,
+                        self.registry.get(pipeline),
                         f"params.{field}",
                         width=m.width,
                         height=m.height,

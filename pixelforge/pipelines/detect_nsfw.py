@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
+from pixelforge.pipelines.limits import InputLimit
 from pixelforge.safety.nsfw import NsfwDetector, explicit_labels
 
 
@@ -39,6 +40,7 @@ class DetectNsfwPipeline:
         "explicit labels found, and every detection box. Free."
     )
     Params: ClassVar[type[BaseModel]] = DetectNsfwParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def __init__(self, detector: NsfwDetector | None = None) -> None:
         self.detector = detector or NsfwDetector()

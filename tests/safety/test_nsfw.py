@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from skimage import data
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.pipelines.base import media_refs
+from pixelforge.pipelines.contract import media_refs
 from pixelforge.pipelines.detect_nsfw import DetectNsfwParams, DetectNsfwPipeline
 from pixelforge.safety.nsfw import EXPLICIT_LABELS, Detection, NsfwDetector, explicit_labels
 from tests.pipelines.conftest import FakeRunContext
