@@ -16,7 +16,6 @@ from pixelforge.api.routes import (
     auth,
     catalog,
     events,
-    filters,
     jobs,
     me,
     media,
@@ -76,7 +75,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         models,
         analyze,
         events,
-        filters,
     ):
         app.include_router(module.router)
     mounted = dialects.mount(app, settings.dialects)

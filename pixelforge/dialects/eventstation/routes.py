@@ -14,20 +14,23 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
 from pixelforge.accounts.service import parse_api_key
 from pixelforge.api.deps import ServicesDep, authenticate, get_services
-from pixelforge.catalog.filters import DEFAULT_GENDER_WORDS, Filter, public_id
 from pixelforge.dialects.common import get_job, ingest_image, outputs, submit
+from pixelforge.dialects.eventstation.filters import (
+    DEFAULT_GENDER_WORDS,
+    Filter,
+    filters_of,
+    public_id,
+)
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ModelProfile
 from pixelforge.services import Services
 from pixelforge.store.tables import Account
 
-NAME = "eventstation"
 PREFIX = "/eventstation"
 router = APIRouter(prefix=PREFIX, tags=["eventstation"])
 IdemKey = Annotated[
@@ -127,14 +130,6 @@ def _account(request: Request, _: Annotated[str | None, Depends(_scheme)]) -> Ac
 
 
 EsAccount = Annotated[Account, Depends(_account)]
-
-
-def format_error(err: PixelForgeError) -> Response:
-    """FastAPI's shape: {"detail": message}; a 401 names the Bearer scheme."""
-    headers = dict(err.headers)
-    if err.status == 401:
-        headers.setdefault("WWW-Authenticate", "Bearer")
-    return JSONResponse({"detail": err.message}, status_code=err.status, headers=headers)
 
 
 # -- request and response shapes -------------------------------------------------------------
@@ -362,7 +357,7 @@ def _prompted(wf: Workflow, prompt: str | None, persons: int) -> Filter:
 
 
 def _filter(services: Services, filter_id: int | str, persons: int) -> Filter:
-    entry = services.filters.require(filter_id)
+    entry = filters_of(services).require(filter_id)
     if entry.persons != persons:
         where = "POST /v1/run/two_persons/" if entry.persons == 2 else "POST /v2/run/{filter_id}/"
         raise PixelForgeError(
@@ -411,7 +406,7 @@ def list_filters(_: EsAccount, services: ServicesDep) -> list[FilterItem]:
             thumbnail=f.thumb,
             persons=f.persons,
         )
-        for f in services.filters.all()
+        for f in filters_of(services).all()
     ]
 
 

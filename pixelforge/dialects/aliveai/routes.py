@@ -15,11 +15,12 @@ from starlette.datastructures import UploadFile
 
 from pixelforge.api.deps import CurrentAccount, ServicesDep, credential
 from pixelforge.catalog.types import LoraTemplate
-from pixelforge.dialects import aliveai_examples as ex
-from pixelforge.dialects import aliveai_prompts, aliveai_ws
-from pixelforge.dialects import aliveai_schemas as sc
-from pixelforge.dialects import aliveai_store as store
-from pixelforge.dialects.aliveai_errors import format_error
+from pixelforge.dialects.aliveai import examples as ex
+from pixelforge.dialects.aliveai import prompts as aliveai_prompts
+from pixelforge.dialects.aliveai import schemas as sc
+from pixelforge.dialects.aliveai import store
+from pixelforge.dialects.aliveai import ws as aliveai_ws
+from pixelforge.dialects.aliveai.errors import format_error
 from pixelforge.dialects.common import ingest_image
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found, too_large
 from pixelforge.services import Services

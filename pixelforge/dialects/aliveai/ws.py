@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import Message
 
 from pixelforge.api.deps import authenticate, get_services
-from pixelforge.dialects import aliveai_store as store
-from pixelforge.dialects.aliveai_errors import error_body, error_type
+from pixelforge.dialects.aliveai import store
+from pixelforge.dialects.aliveai.errors import error_body, error_type
 from pixelforge.errors import PixelForgeError, not_found
 from pixelforge.jobs.events import TERMINAL, Event, Subscription
 from pixelforge.services import Services

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pixelforge.dialects.perfect_auth import PerfectError
+from pixelforge.dialects.perfect.auth import PerfectError
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.services import Services
 

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from pixelforge.clock import now
-from pixelforge.dialects.aliveai_errors import error_type
+from pixelforge.dialects.aliveai.errors import error_type
 from pixelforge.dialects.common import media_url
 from pixelforge.errors import PixelForgeError, not_found
 from pixelforge.services import Services

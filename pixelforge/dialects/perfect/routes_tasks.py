@@ -16,10 +16,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.api.deps import ServicesDep, authenticate, get_services
-from pixelforge.dialects import perfect_files
 from pixelforge.dialects.common import media_url, outputs, submit
-from pixelforge.dialects.perfect_auth import PerfectError
-from pixelforge.dialects.perfect_features import (
+from pixelforge.dialects.perfect import files as perfect_files
+from pixelforge.dialects.perfect.auth import PerfectError
+from pixelforge.dialects.perfect.features import (
     API,
     FEATURES,
     Feature,
@@ -28,7 +28,8 @@ from pixelforge.dialects.perfect_features import (
     invalid,
     pipeline_of,
 )
-from pixelforge.dialects.perfect_files import FilesIn
+from pixelforge.dialects.perfect.files import FilesIn
+from pixelforge.dialects.perfect.settings import options_of
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.services import Services
 from pixelforge.store.tables import Account, Job, Style, StyleGroup
@@ -200,7 +201,7 @@ async def run_task(
             pipeline,
             params,
             idempotency_key=idempotency_key(feature, body),
-            poll_timeout_s=services.settings.perfect_poll_timeout_s,
+            poll_timeout_s=options_of(services).poll_timeout_s,
         )
     except PixelForgeError as e:
         if e.code == ErrorCode.idempotency_mismatch:
@@ -223,7 +224,7 @@ async def run_task(
 
 def polling_interval_ms(services: Services) -> int:
     """A fifth of the poll timeout, between 0.2 and 2 s: five chances before abandonment."""
-    timeout_ms = services.settings.perfect_poll_timeout_s * 1000
+    timeout_ms = options_of(services).poll_timeout_s * 1000
     return int(min(2000, max(200, math.floor(timeout_ms / 5))))
 
 

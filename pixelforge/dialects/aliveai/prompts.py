@@ -12,11 +12,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from pixelforge.api.deps import CurrentAccount, ServicesDep
-from pixelforge.dialects import aliveai_examples as ex
-from pixelforge.dialects import aliveai_schemas as sc
-from pixelforge.dialects import aliveai_store as store
-from pixelforge.dialects import aliveai_translate as tr
-from pixelforge.dialects.aliveai_errors import error_body, not_available
+from pixelforge.dialects.aliveai import examples as ex
+from pixelforge.dialects.aliveai import schemas as sc
+from pixelforge.dialects.aliveai import store
+from pixelforge.dialects.aliveai import translate as tr
+from pixelforge.dialects.aliveai.errors import error_body, not_available
+from pixelforge.dialects.aliveai.settings import options_of
 from pixelforge.dialects.common import job_error, submit, wait
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.services import Services
@@ -69,7 +70,7 @@ class CreateCall:
         )
         job = submitted.job
         if self.blocking:
-            job = await wait(services, job, services.settings.aliveai_max_blocking_s)
+            job = await wait(services, job, options_of(services).max_blocking_s)
             if job.status in ("failed", "canceled"):
                 err = job_error(job, fallback="the generation failed")
                 return JSONResponse(error_body(err, promptId=job.id), status_code=err.status)

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.api.deps import ServicesDep
 from pixelforge.clock import now
 from pixelforge.dialects.common import base_url
-from pixelforge.dialects.perfect_auth import PerfectError
-from pixelforge.dialects.perfect_features import (
+from pixelforge.dialects.perfect.auth import PerfectError
+from pixelforge.dialects.perfect.features import (
     PREFIX,
     Feature,
     Params,

@@ -17,15 +17,16 @@ from pydantic import BaseModel, Field
 
 from pixelforge.accounts.tokens import issue_access_token
 from pixelforge.api.deps import PrincipalDep, ServicesDep, credential
-from pixelforge.dialects import perfect_features, perfect_tasks
 from pixelforge.dialects.common import base_url
-from pixelforge.dialects.perfect_auth import (
+from pixelforge.dialects.perfect import features as perfect_features
+from pixelforge.dialects.perfect import routes_tasks as perfect_tasks
+from pixelforge.dialects.perfect.auth import (
     PerfectError,
     ensure_key,
-    key_path,
     read_id_token,
     server_key,
 )
+from pixelforge.dialects.perfect.settings import key_path, load, options_of
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.services import Services
 
@@ -65,8 +66,10 @@ def format_error(err: PixelForgeError) -> Response:
 
 def on_startup(services: Services) -> None:
     """Generate the server's RSA key pair once (data_dir/perfect_rsa.pem, mode 0600)."""
-    ensure_key(key_path(services.settings))
-    server_key(services.settings)
+    options = load(services.settings)
+    services.extensions[NAME] = options
+    ensure_key(key_path(options))
+    server_key(options)
 
 
 # -- authentication ------------------------------------------------------------------------
@@ -93,10 +96,10 @@ class AuthIn(BaseModel):
     summary="Authenticate: client_id + id_token -> access_token (2 hours)",
 )
 async def client_auth(body: AuthIn, services: ServicesDep) -> dict[str, Any]:
-    settings = services.settings
+    options = options_of(services)
 
     def work() -> str:
-        read_id_token(settings, client_id=body.client_id, id_token=body.id_token)
+        read_id_token(options, client_id=body.client_id, id_token=body.id_token)
         try:
             account, _ = services.accounts.authenticate_key(body.client_id)
         except PixelForgeError as e:
@@ -109,7 +112,7 @@ async def client_auth(body: AuthIn, services: ServicesDep) -> dict[str, Any]:
         return issue_access_token(
             key=services.accounts.token_key,
             account_id=account.id,
-            ttl_s=settings.perfect_token_ttl_s,
+            ttl_s=options.token_ttl_s,
         )
 
     token = await run_in_threadpool(work)
@@ -142,7 +145,7 @@ def client_credentials(
     client_id = cred[1] if cred is not None and cred[0] == "key" else None
     return {
         "client_id": client_id,
-        "client_secret": server_key(services.settings).client_secret,
+        "client_secret": server_key(options_of(services)).client_secret,
         "auth_url": f"{base_url(services, request)}{perfect_features.API}/client/auth",
         "api_base": f"{base_url(services, request)}{PREFIX}",
         "id_token": "base64(RSA-PKCS#1-v1.5(client_secret, 'client_id=<client_id>&timestamp="

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.api.deps import ServicesDep, authenticate, credential, get_services
 from pixelforge.api.middleware import LimitsMiddleware
 from pixelforge.dialects import common
+from pixelforge.dialects.aiart.settings import load, options_of
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found, too_large
 from pixelforge.jobs.events import TERMINAL
 from pixelforge.services import Services
@@ -80,24 +81,25 @@ def format_error(err: PixelForgeError) -> Response:
 # -- who pays --------------------------------------------------------------------------------
 def anonymous_account(services: Services) -> Account:
     """The account anonymous use is charged to, created (with its grant) when missing."""
-    s = services.settings
+    s = options_of(services)
     try:
-        return services.accounts.find(s.aiart_anonymous_email)
+        return services.accounts.find(s.anonymous_email)
     except PixelForgeError as e:
         if e.code != ErrorCode.not_found:
             raise
     try:
         account, _ = services.accounts.create_account(
-            email=s.aiart_anonymous_email, credits=s.aiart_anonymous_credits
+            email=s.anonymous_email, credits=s.anonymous_credits
         )
     except PixelForgeError as err:  # another process created it first
         if err.code != ErrorCode.conflict:
             raise
-        account = services.accounts.find(s.aiart_anonymous_email)
+        account = services.accounts.find(s.anonymous_email)
     return account
 
 
 def on_startup(services: Services) -> None:
+    services.extensions[NAME] = load(services.settings)
     anonymous_account(services)
 
 
@@ -112,7 +114,7 @@ async def current_caller(request: Request) -> Caller:
     """A key's account when one is sent (or required), else the anonymous account."""
     services = get_services(request)
     ip = LimitsMiddleware.client_ip(services, request.scope)
-    if services.settings.aiart_require_key or credential(request) is not None:
+    if options_of(services).require_key or credential(request) is not None:
         principal = await run_in_threadpool(authenticate, services, request)
         return Caller(principal.account, anonymous=False, ip=ip)
     account = await run_in_threadpool(anonymous_account, services)
