@@ -16,8 +16,8 @@ from PIL import Image
 from skimage import data
 from sqlalchemy import select
 
-from pixelforge.dialects.aiart.routes import STYLE_PRESETS
 from pixelforge.dialects.aiart.settings import options_of
+from pixelforge.dialects.aiart.translate import STYLE_PRESETS
 from pixelforge.models.base import IMAGE_TO_IMAGE, IMAGE_TO_VIDEO, TEXT_TO_IMAGE
 from pixelforge.models.catalog import Catalog
 from pixelforge.store.tables import Job, LedgerEntry

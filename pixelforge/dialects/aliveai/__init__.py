@@ -1,10 +1,17 @@
-"""The aliveai dialect package: the mount contract (see pixelforge.dialects)."""
+"""The AliveAI dialect under /aliveai: members, upload, prompts, websockets, catalog listings.
+
+See docs/dialects/aliveai.md. Its options (`AliveaiSettings`) are kept in
+`Services.extensions["aliveai"]`, read at startup.
+"""
 
 from __future__ import annotations
 
 from pixelforge.dialects.aliveai import settings
-from pixelforge.dialects.aliveai.routes import NAME, PREFIX, format_error, router
+from pixelforge.dialects.aliveai.errors import format_error
+from pixelforge.dialects.aliveai.routes import PREFIX, router
 from pixelforge.services import Services
+
+NAME = "aliveai"
 
 __all__ = ["NAME", "PREFIX", "format_error", "on_startup", "router"]
 

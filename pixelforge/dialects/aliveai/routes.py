@@ -1,7 +1,7 @@
-"""The AliveAI dialect under /aliveai: members, upload, prompts, websockets, catalog listings.
+"""AliveAI's routes under /aliveai: members, upload, catalog listings; with prompts and websockets.
 
-Prompts and their websockets live in `aliveai_prompts` and `aliveai_ws`; the mapping of each
-endpoint onto the core is in docs/dialects/aliveai.md.
+Prompts and their websockets live in `routes_prompts` and `ws`; the mapping of each endpoint
+onto the core is in docs/dialects/aliveai.md.
 """
 
 from __future__ import annotations
@@ -16,22 +16,19 @@ from starlette.datastructures import UploadFile
 from pixelforge.api.deps import CurrentAccount, ServicesDep, credential
 from pixelforge.catalog.types import LoraTemplate
 from pixelforge.dialects.aliveai import examples as ex
-from pixelforge.dialects.aliveai import prompts as aliveai_prompts
+from pixelforge.dialects.aliveai import routes_prompts, store, ws
 from pixelforge.dialects.aliveai import schemas as sc
-from pixelforge.dialects.aliveai import store
-from pixelforge.dialects.aliveai import ws as aliveai_ws
 from pixelforge.dialects.aliveai.errors import format_error
 from pixelforge.dialects.common import ingest_image
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found, too_large
 from pixelforge.services import Services
 from pixelforge.store.tables import LoraTemplateRow
 
-NAME = "aliveai"
 PREFIX = "/aliveai"
 router = APIRouter()
 _api = APIRouter(prefix=PREFIX, tags=["aliveai"])
 
-__all__ = ["NAME", "PREFIX", "format_error", "router"]
+__all__ = ["PREFIX", "format_error", "router"]
 
 # AliveAI template type -> core LoRA type (None: no such templates here).
 _LORA_TYPES = {
@@ -298,5 +295,5 @@ async def delete_custom_clothes(
 
 
 router.include_router(_api)
-router.include_router(aliveai_prompts.router)
-router.include_router(aliveai_ws.router)
+router.include_router(routes_prompts.router)
+router.include_router(ws.router)

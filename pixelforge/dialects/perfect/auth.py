@@ -25,19 +25,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from pixelforge.clock import now
+from pixelforge.dialects.perfect.errors import PerfectError
 from pixelforge.dialects.perfect.settings import PerfectSettings, key_path
-from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.errors import ErrorCode
 
 KEY_BITS = 2048  # room for an API key in the id_token under either padding
 _PLAINTEXT_RE = re.compile(r"^client_id=([\x21-\x7e]{1,200})&timestamp=(\d{10,16})$")
-
-
-class PerfectError(PixelForgeError):
-    """An error with Perfect's own `error_code` (a name outside PixelForge's enum)."""
-
-    def __init__(self, code: ErrorCode, message: str, *, perfect_code: str, status: int) -> None:
-        super().__init__(code, message, status=status)
-        self.perfect_code = perfect_code
 
 
 def id_token_error(message: str) -> PerfectError:

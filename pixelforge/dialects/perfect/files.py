@@ -19,13 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.api.deps import ServicesDep
 from pixelforge.clock import now
 from pixelforge.dialects.common import base_url
-from pixelforge.dialects.perfect.auth import PerfectError
+from pixelforge.dialects.perfect.errors import PerfectError, invalid
 from pixelforge.dialects.perfect.features import (
     PREFIX,
     Feature,
     Params,
     envelope,
-    invalid,
     pipeline_of,
 )
 from pixelforge.errors import ErrorCode, PixelForgeError
