@@ -34,7 +34,7 @@ from skimage import data
 
 from pixelforge.models.base import UPSCALE
 from pixelforge.models.manager import ModelManager
-from pixelforge.pipelines import upscale
+from pixelforge.pipelines import realesrgan
 from pixelforge.pipelines.background import (
     BlurBackgroundPipeline,
     RemoveBackgroundPipeline,
@@ -45,7 +45,7 @@ from pixelforge.pipelines.correct_color import CorrectColorPipeline, RelightPipe
 from pixelforge.pipelines.enhance import EnhancePipeline
 from pixelforge.pipelines.remove_object import RemoveObjectPipeline
 from pixelforge.pipelines.stylize import FILTERS, StylizePipeline
-from pixelforge.pipelines.upscale import UpscalePipeline
+from pixelforge.pipelines.upscale import UpscaleParams, UpscalePipeline
 from pixelforge.safety.images import encode_image
 
 STARTED = time.monotonic()
@@ -150,7 +150,7 @@ def direct_tiles(net: Any, img: Image.Image, *, scale: int, tile: int) -> int:
 
     pixels = np.asarray(img, dtype=np.uint8)
     h, w = pixels.shape[:2]
-    pad = upscale.TILE_PAD
+    pad = realesrgan.TILE_PAD
     count = 0
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
@@ -171,8 +171,8 @@ def bench_upscale(
 ) -> dict[str, float]:
     img = square("astronaut", side)
     ctx = BenchContext(threads=threads, models=models, media={"img": img})
-    params = upscale.UpscaleParams(image="img", scale=2, tile=tile)
-    stem, native = upscale.MODEL_FILES[("realesr-animevideov3", 2)]
+    params = UpscaleParams(image="img", scale=2, tile=tile)
+    stem, native = realesrgan.MODEL_FILES[("realesr-animevideov3", 2)]
     pipeline = UpscalePipeline()
     pipeline.run(params, ctx)  # warm-up
     tiles = ctx.steps

@@ -76,7 +76,7 @@ def serve(host: str, port: int, workers: int | None, data_dir: Path | None) -> N
     """Start the API server (with in-process workers)."""
     import uvicorn
 
-    from pixelforge.api.main import create_app
+    from pixelforge.app import create_app
     from pixelforge.services import build_services
 
     settings = _settings(data_dir, workers=workers)

@@ -5,21 +5,22 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pixelforge.accounts.ratelimit import RateLimiter, create_rate_limiter
 from pixelforge.accounts.service import AccountService
 from pixelforge.accounts.tokens import derive_key
-from pixelforge.catalog.filters import FilterService
 from pixelforge.catalog.service import CatalogService
-from pixelforge.jobs.events import InProcessBus
+from pixelforge.jobs.events import EventBus, InProcessBus
+from pixelforge.jobs.pool import WorkerPool
 from pixelforge.jobs.redis_bus import RedisBus
+from pixelforge.jobs.runner import Runner
 from pixelforge.jobs.service import JobService
-from pixelforge.jobs.worker import Runner, WorkerPool
 from pixelforge.media.service import MediaLimits, MediaService
 from pixelforge.models.manager import ModelManager
-from pixelforge.pipelines.base import PipelineRegistry, default_registry
+from pixelforge.pipelines.registry import PipelineRegistry, default_registry
 from pixelforge.safety.fetch import FetchPolicy
 from pixelforge.safety.nsfw import EXPLICIT_LABELS, NsfwDetector
 from pixelforge.settings import Settings, parse_rate
@@ -41,6 +42,9 @@ def load_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+_T = TypeVar("_T")
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -48,27 +52,34 @@ class Services:
     accounts: AccountService
     media: MediaService
     jobs: JobService
-    bus: InProcessBus | RedisBus
+    bus: EventBus
     limiter: RateLimiter
     registry: PipelineRegistry
     catalog: CatalogService
-    filters: FilterService  # Eventstation's filters (admin-managed catalog entries)
     models: ModelManager
     runner: Runner
     pool: WorkerPool
     rate_per_key: tuple[int, float]
     rate_per_ip: tuple[int, float]
+    # What a mounted dialect keeps for itself (its options, its own services), by dialect
+    # name; set in its on_startup, read back typed with `extension`.
+    extensions: dict[str, object] = field(default_factory=dict)
+
+    def extension(self, name: str, kind: type[_T]) -> _T:
+        """The state `name` set at startup, checked to be a `kind`."""
+        value = self.extensions.get(name)
+        if not isinstance(value, kind):
+            raise RuntimeError(f"{name!r} has no {kind.__name__} here: is it enabled and started?")
+        return value
 
     def start(self) -> None:
-        if isinstance(self.bus, RedisBus):
-            self.bus.start()
+        self.bus.start()
         if self.settings.workers > 0:
             self.pool.start()
 
     def close(self) -> None:
         self.pool.stop()
-        if isinstance(self.bus, RedisBus):
-            self.bus.close()
+        self.bus.close()
         self.limiter.close()
         self.db.dispose()
 
@@ -81,9 +92,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
     registry = registry or default_registry()
     catalog = CatalogService(db)
     catalog.seed()
-    filters = FilterService(db)
-    filters.seed()
-    bus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
+    bus: EventBus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     media = MediaService(
         db=db,
         store=LocalMediaStore(settings.media_dir),
@@ -157,7 +166,6 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         limiter=create_rate_limiter(settings.redis_url),
         registry=registry,
         catalog=catalog,
-        filters=filters,
         models=models,
         runner=runner,
         pool=pool,

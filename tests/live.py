@@ -13,7 +13,7 @@ import numpy as np
 import uvicorn
 from PIL import Image
 
-from pixelforge.api.main import create_app
+from pixelforge.app import create_app
 from pixelforge.services import Services
 from pixelforge.settings import Settings
 

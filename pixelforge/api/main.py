@@ -1,30 +1,22 @@
-"""The application factory: `create_app(settings)` builds services in its lifespan."""
+"""The native API: its routers, in the order they appear in the OpenAPI document."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
-from pixelforge import __version__, dialects
-from pixelforge.api.errors import install_error_handlers
-from pixelforge.api.middleware import LimitsMiddleware
+from pixelforge import __version__
 from pixelforge.api.routes import (
     admin,
     analyze,
     auth,
     catalog,
     events,
-    filters,
     jobs,
     me,
     media,
     models,
     pipelines,
 )
-from pixelforge.services import Services, build_services
-from pixelforge.settings import Settings
 
 DESCRIPTION = """
 Self-hosted generative-media API: submit jobs to pipelines, follow them over websockets,
@@ -36,35 +28,8 @@ Authenticate with `Authorization: Bearer <API key or access token>`, `Authorizat
 """
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
-    """A new app. Pass `services` to share already-built ones (the CLI's `serve` does)."""
-    settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        built = services or build_services(settings)
-        app.state.services = built
-        # FastAPI prepares included routers' routes lazily, on the first request that reaches
-        # them; doing it once here keeps that work out of concurrent first requests.
-        for route in app.router.routes:
-            prepare = getattr(route, "effective_candidates", None)
-            if callable(prepare):
-                prepare()
-        dialects.start(mounted, built)
-        built.start()
-        try:
-            yield
-        finally:
-            built.close()
-
-    app = FastAPI(
-        title="PixelForge",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
-    install_error_handlers(app)
-    app.add_middleware(LimitsMiddleware)
+def include_routes(app: FastAPI) -> None:
+    """The native API's routers, and the liveness probe."""
     for module in (
         auth,
         me,
@@ -76,10 +41,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         models,
         analyze,
         events,
-        filters,
     ):
         app.include_router(module.router)
-    mounted = dialects.mount(app, settings.dialects)
 
     @app.get(
         "/healthz",
@@ -89,5 +52,3 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
-
-    return app

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import Path
 from pydantic import BaseModel, Field
-from starlette.requests import HTTPConnection
 
+from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
 from pixelforge.store.tables import Job, Media
 
@@ -19,15 +19,6 @@ KeyId = Annotated[str, Path(max_length=64, examples=["key_Vb3k0Qm2pL8xT1zR9wYc4A
 AccountRef = Annotated[
     str, Path(max_length=320, description="account id or email", examples=["ada@example.com"])
 ]
-
-
-class ErrorBody(BaseModel):
-    code: str = Field(examples=["invalid_parameter"])
-    message: str = Field(examples=["params.scale: Input should be 1, 2 or 4"])
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
 
 
 class MediaOut(BaseModel):
@@ -88,10 +79,6 @@ class JobList(BaseModel):
     next_cursor: str | None
 
 
-def base_url(services: Services, conn: HTTPConnection) -> str:
-    return (services.settings.public_url or str(conn.base_url)).rstrip("/")
-
-
 def media_out(services: Services, row: Media, base: str) -> MediaOut:
     query, exp = services.media.signed_query(row)
     return MediaOut(
@@ -119,7 +106,7 @@ def job_out(
         timings["queued_s"] = round(job.started_at - job.created_at, 4)
         if job.finished_at is not None:
             timings["run_s"] = round(job.finished_at - job.started_at, 4)
-    outputs = services.jobs.outputs(job.id) if job.status == "succeeded" else []
+    outputs = services.jobs.outputs(job.id) if job.status == JobStatus.SUCCEEDED else []
     ws_base = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     return JobOut(
         id=job.id,

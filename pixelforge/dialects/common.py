@@ -11,13 +11,14 @@ from typing import Any
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from pixelforge.api.routes.jobs import wait_for_terminal
-from pixelforge.api.schemas import base_url
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.service import Submitted
+from pixelforge.jobs.status import JobStatus
+from pixelforge.jobs.waiting import wait_for_end
 from pixelforge.media.service import decode_base64
 from pixelforge.services import Services
 from pixelforge.store.tables import Account, Job, Media
+from pixelforge.web.urls import base_url
 
 __all__ = [
     "base_url",
@@ -61,9 +62,7 @@ async def submit(
 
 async def wait(services: Services, job: Job, wait_s: float) -> Job:
     """The job once it has ended, or as it is after `wait_s` seconds."""
-    if wait_s <= 0:
-        return job
-    return await wait_for_terminal(services, job, wait_s)
+    return await wait_for_end(services.jobs, services.bus, job, wait_s)
 
 
 async def get_job(services: Services, account: Account, job_id: str) -> Job:
@@ -82,7 +81,7 @@ def job_error(job: Job, *, fallback: str = "the job failed") -> PixelForgeError:
 
 async def outputs(services: Services, job: Job) -> list[Media]:
     """The result media of a succeeded job, in order (empty otherwise)."""
-    if job.status != "succeeded":
+    if job.status != JobStatus.SUCCEEDED:
         return []
     return await run_in_threadpool(services.jobs.outputs, job.id)
 

@@ -9,15 +9,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pixelforge.clock import now
-
-TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+from pixelforge.jobs.status import EventType
 
 
 @dataclass(frozen=True)
 class Event:
     job_id: str
     account_id: str
-    type: str  # queued | started | progress | preview | succeeded | failed | canceled
+    type: EventType
     progress: float = 0.0
     step: int = 0
     total: int = 0
@@ -27,16 +26,21 @@ class Event:
     preview: str | None = None  # data URI, only on `preview` events
     ts: float = field(default_factory=now)
 
+    def __post_init__(self) -> None:
+        # Events rebuilt from JSON (the Redis bus) carry the type as a plain string.
+        object.__setattr__(self, "type", EventType(self.type))
+
     def public(self) -> dict[str, Any]:
         d = asdict(self)
         del d["account_id"]
+        d["type"] = self.type.value
         if d["preview"] is None:
             del d["preview"]
         return d
 
     @property
     def terminal(self) -> bool:
-        return self.type in TERMINAL
+        return self.type.terminal
 
 
 class Subscription:
@@ -85,6 +89,10 @@ class Subscription:
 
 
 class EventBus(Protocol):
+    """Where events go: this process's subscribers, or every process's (Redis)."""
+
+    def start(self) -> None: ...
+    def close(self) -> None: ...
     def publish(self, event: Event) -> None: ...
     def subscribe(self, *, account_id: str, job_id: str | None = None) -> Subscription: ...
     def has_subscribers(self, account_id: str) -> bool: ...
@@ -97,6 +105,12 @@ class InProcessBus:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subs: list[Subscription] = []
+
+    def start(self) -> None:
+        """Nothing to start: delivery happens in `publish`."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def subscribe(self, *, account_id: str, job_id: str | None = None) -> Subscription:
         sub = Subscription(self, account_id, job_id)

@@ -7,29 +7,23 @@ import hashlib
 import json
 import random
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from pixelforge.accounts import ledger
 from pixelforge.clock import now
 from pixelforge.errors import ErrorCode, PixelForgeError, human_size, not_found
 from pixelforge.ids import new_id
-from pixelforge.jobs.events import Event, EventBus
-from pixelforge.jobs.queue import (
-    CANCELED,
-    QUEUED,
-    RUNNING,
-    abandon,
-    poll_overdue,
-    queue_order,
-    queue_position,
-)
-from pixelforge.pipelines.base import PipelineRegistry, media_ref_fields
+from pixelforge.jobs import lifecycle
+from pixelforge.jobs.events import EventBus
+from pixelforge.jobs.queue import queue_order, queue_position
+from pixelforge.jobs.status import JobStatus
+from pixelforge.pipelines.contract import media_ref_fields
 from pixelforge.pipelines.limits import check_input
+from pixelforge.pipelines.registry import PipelineRegistry
 from pixelforge.store.db import Database
 from pixelforge.store.tables import Job, Media
 
@@ -150,7 +144,7 @@ class JobService:
                     if m is None or m.account_id != account_id or m.expires_at <= now():
                         raise not_found(f"media {ref!r}")
                     check_input(
-                        pipeline,
+                        self.registry.get(pipeline),
                         f"params.{field}",
                         width=m.width,
                         height=m.height,
@@ -162,7 +156,6 @@ class JobService:
                     pipeline=pipeline,
                     params=clean,
                     priority=priority,
-                    status=QUEUED,
                     idempotency_key=idempotency_key,
                     request_hash=request_hash,
                     cost=cost,
@@ -178,9 +171,7 @@ class JobService:
                     meta=meta,
                     created_at=now(),
                 )
-                s.add(job)
-                s.flush()
-                ledger.hold(s, account_id=account_id, job_id=job.id, amount=cost)
+                accepted = lifecycle.accept(s, job)
         except IntegrityError:
             # A concurrent twin with the same idempotency key committed first (PostgreSQL).
             with self.db.read() as s:
@@ -188,15 +179,8 @@ class JobService:
                     return prior
             raise
         self.wake()
-        if self.bus.has_subscribers(account_id):
-            self.bus.publish(
-                Event(
-                    job_id=job.id,
-                    account_id=account_id,
-                    type="queued",
-                    queue_position=self.position(job),
-                )
-            )
+        if accepted.event is not None and self.bus.has_subscribers(account_id):
+            self.bus.publish(replace(accepted.event, queue_position=self.position(job)))
         self.notify_positions()
         return Submitted(job=job, created=True)
 
@@ -208,7 +192,7 @@ class JobService:
         return job
 
     def position(self, job: Job) -> int | None:
-        if job.status != QUEUED:
+        if job.status != JobStatus.QUEUED:
             return None
         with self.db.read() as s:
             return queue_position(s, job.id)
@@ -289,33 +273,20 @@ class JobService:
             job = s.get(Job, job_id)
             if job is None or job.account_id != account_id:
                 raise not_found(f"job {job_id!r}")
-            if job.status == QUEUED:
-                job.status = CANCELED
-                job.finished_at = now()
-                job.error_code = ErrorCode.canceled.value
-                job.error_message = "canceled by the client before it started"
-                ledger.void(s, job_id=job.id)
-            elif job.status == RUNNING:
-                job.cancel_requested = True
-        if job.status in (RUNNING, CANCELED):
-            self._announce_cancel(job)
+            outcome = lifecycle.cancel(s, job)
+        self._announce(outcome)
         return job
 
-    def _announce_cancel(self, job: Job) -> None:
-        """After a cancel was recorded: stop a running job's worker at its next step, or tell
-        subscribers that a queued one is canceled."""
-        if job.status == RUNNING:
-            self.on_cancel(job.id)
+    def _announce(self, outcome: lifecycle.Outcome) -> None:
+        """After a recorded cancel: stop a running job's worker at its next step, or tell
+        subscribers that a queued one has ended."""
+        if not outcome.applied:
             return
-        self.bus.publish(
-            Event(
-                job_id=job.id,
-                account_id=job.account_id,
-                type="canceled",
-                error_code=job.error_code,
-                message=job.error_message,
-            )
-        )
+        if outcome.status == JobStatus.RUNNING:
+            self.on_cancel(outcome.job_id)
+        if outcome.event is not None:
+            self.bus.publish(outcome.event)
+            self.notify_positions()
 
     def touch_poll(self, *, account_id: str, job_id: str) -> Job:
         """A client's status poll of its job: keeps a poll-timed job alive.
@@ -324,21 +295,20 @@ class JobService:
         too late is abandoned here and now (the housekeeping sweep does the same for jobs
         nobody polls), so the rule holds to the poll, not to the sweep's tick.
         """
-        abandoned = False
+        outcome = None
         with self.db.write() as s:
             job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
             if job is None or job.account_id != account_id:
                 raise not_found(f"job {job_id!r}")
-            if job.poll_timeout_s is not None and job.status in (QUEUED, RUNNING):
+            active = (JobStatus.QUEUED, JobStatus.RUNNING)
+            if job.poll_timeout_s is not None and job.status in active:
                 t = now()
-                if poll_overdue(job, t):
-                    abandoned = abandon(s, job, t) == CANCELED or job.cancel_requested
+                if lifecycle.poll_overdue(job, t):
+                    outcome = lifecycle.abandon(s, job, t)
                 else:
                     job.last_polled_at = t
-        if abandoned:
-            self._announce_cancel(job)
-            if job.status == CANCELED:
-                self.notify_positions()
+        if outcome is not None:
+            self._announce(outcome)
         return job
 
 

@@ -1,21 +1,23 @@
-"""Pipelines: one capability per module, a registry, and the RunContext facade they see."""
+"""Pipelines: one capability per module, the contract they implement, and a registry.
 
-from pixelforge.pipelines.base import (
+Only the contract is re-exported here; the registry (which imports every pipeline) lives in
+`pixelforge.pipelines.registry`.
+"""
+
+from pixelforge.pipelines.contract import (
+    BatchingPipeline,
     JobCanceled,
     MediaRef,
     Pipeline,
-    PipelineRegistry,
     RunContext,
-    default_registry,
     media_refs,
 )
 
 __all__ = [
+    "BatchingPipeline",
     "JobCanceled",
     "MediaRef",
     "Pipeline",
-    "PipelineRegistry",
     "RunContext",
-    "default_registry",
     "media_refs",
 ]

@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from pixelforge.models.base import INPAINT
-from pixelforge.pipelines.base import RunContext
-from pixelforge.pipelines.hair import (
+from pixelforge.pipelines.contract import RunContext
+from pixelforge.pipelines.limits import PORTRAIT_EDIT, InputLimit
+from pixelforge.pipelines.portrait import (
     PortraitEditParams,
     edit_prompt,
     portrait_face,
@@ -36,6 +37,8 @@ class AgePipeline:
         "it was. Styles: GET /v1/styles?task=age. 1 credit."
     )
     Params: ClassVar[type[BaseModel]] = PortraitEditParams
+    # Not in Perfect's documented table; the same reading as its hair effects.
+    input_limit: ClassVar[InputLimit | None] = PORTRAIT_EDIT
     default_style: ClassVar[str] = "senior"
 
     def cost(self, params: PortraitEditParams) -> int:
@@ -54,7 +57,7 @@ class AgePipeline:
 
         # 2. Find the one face; the area is its oval without the eyes (plus the hair)
         img = ctx.load_image(params.image)
-        face = portrait_face(ctx.models, img, self.name)
+        face = portrait_face(ctx.models, img, self)
         rgb = img.convert("RGB")
         hair = hair_mask(ctx.models, rgb, face) if prompt.style_params.get("hair") else None
         mask = face_edit_mask(face, img.size, hair)

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import MATTING
 from pixelforge.models.onnx_model import OnnxModel
-from pixelforge.pipelines.base import MediaRef, OutputFormat, Quality, RunContext
+from pixelforge.pipelines.contract import MediaRef, OutputFormat, Quality, RunContext
+from pixelforge.pipelines.limits import PHOTO_EFFECT, InputLimit
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
@@ -154,6 +155,8 @@ class RemoveBackgroundPipeline:
         "downloaded matting model (model=birefnet, u2net, ...) any foreground subject."
     )
     Params: ClassVar[type[BaseModel]] = RemoveBackgroundParams
+    # Perfect's table: AI Photo Background Removal.
+    input_limit: ClassVar[InputLimit | None] = PHOTO_EFFECT
 
     def cost(self, params: RemoveBackgroundParams) -> int:
         return 1
@@ -185,6 +188,8 @@ class BlurBackgroundPipeline:
         "blur never smears the person's colours into the background."
     )
     Params: ClassVar[type[BaseModel]] = BlurBackgroundParams
+    # Perfect's table: AI Photo Background Blur.
+    input_limit: ClassVar[InputLimit | None] = PHOTO_EFFECT
 
     def cost(self, params: BlurBackgroundParams) -> int:
         return 1
@@ -216,6 +221,8 @@ class ReplaceBackgroundPipeline:
         "cover); soft edges, with the old background's colour taken out of them."
     )
     Params: ClassVar[type[BaseModel]] = ReplaceBackgroundParams
+    # Perfect's table: AI Photo Background Change.
+    input_limit: ClassVar[InputLimit | None] = PHOTO_EFFECT
 
     def cost(self, params: ReplaceBackgroundParams) -> int:
         return 1

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import COLORIZE
-from pixelforge.pipelines.base import MediaRef, OutputFormat, Quality, RunContext
+from pixelforge.pipelines.contract import MediaRef, OutputFormat, Quality, RunContext
+from pixelforge.pipelines.limits import PHOTO_EFFECT, InputLimit
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
@@ -140,6 +141,8 @@ class ColorizePipeline:
         "(model=controlnet-colorize) needs neither and keeps the brightness too."
     )
     Params: ClassVar[type[BaseModel]] = ColorizeParams
+    # Perfect's table: AI Photo Colorize.
+    input_limit: ClassVar[InputLimit | None] = PHOTO_EFFECT
 
     def cost(self, params: ColorizeParams) -> int:
         return 1

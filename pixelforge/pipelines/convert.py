@@ -7,7 +7,8 @@ from typing import Any, ClassVar, Literal
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
+from pixelforge.pipelines.limits import InputLimit
 
 
 class ConvertParams(BaseModel):
@@ -51,6 +52,7 @@ class ConvertPipeline:
         "Convert an image to png, jpg or webp, optionally shrinking it to a maximum side."
     )
     Params: ClassVar[type[BaseModel]] = ConvertParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def cost(self, params: ConvertParams) -> int:
         return 1

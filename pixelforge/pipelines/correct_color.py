@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.pipelines.base import MediaRef, OutputFormat, Quality, RunContext
+from pixelforge.pipelines.contract import MediaRef, OutputFormat, Quality, RunContext
+from pixelforge.pipelines.limits import JPG_PNG, PHOTO_EFFECT, InputLimit
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
@@ -112,6 +113,8 @@ class CorrectColorPipeline:
         "stops, saturation and contrast."
     )
     Params: ClassVar[type[BaseModel]] = CorrectColorParams
+    # Perfect's table: AI Photo Color Correction.
+    input_limit: ClassVar[InputLimit | None] = PHOTO_EFFECT
 
     def cost(self, params: CorrectColorParams) -> int:
         return 1
@@ -159,6 +162,8 @@ class RelightPipeline:
         "then raise local contrast with CLAHE on the lightness channel (colours untouched)."
     )
     Params: ClassVar[type[BaseModel]] = RelightParams
+    # Perfect's table: AI Photo Lighting.
+    input_limit: ClassVar[InputLimit | None] = InputLimit(min_short_side=256, formats=JPG_PNG)
 
     def cost(self, params: RelightParams) -> int:
         return 1

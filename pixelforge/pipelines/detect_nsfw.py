@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
+from pixelforge.pipelines.limits import InputLimit
 from pixelforge.safety.nsfw import EXPLICIT_LABELS, NsfwDetector, explicit_labels
 
 
@@ -40,6 +41,7 @@ class DetectNsfwPipeline:
         "explicit labels found, and every detection box. Free."
     )
     Params: ClassVar[type[BaseModel]] = DetectNsfwParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def __init__(self, *, labels: Iterable[str] = EXPLICIT_LABELS) -> None:
         """`labels`: the NudeNet labels reported as explicit."""

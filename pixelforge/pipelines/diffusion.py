@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ModelProfile
-from pixelforge.pipelines.base import JobCanceled, RunContext
+from pixelforge.pipelines.contract import JobCanceled, RunContext
 
 AspectRatio = Literal["1:1", "16:9", "9:16", "4:3", "3:4", "square", "portrait", "landscape"]
 _RATIOS = {

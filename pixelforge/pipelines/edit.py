@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from pixelforge.models.base import EDIT
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.diffusion import (
     GenerationParams,
     fit_to_multiple,
@@ -17,6 +17,7 @@ from pixelforge.pipelines.diffusion import (
     save_images,
     styled_prompt,
 )
+from pixelforge.pipelines.limits import InputLimit
 
 
 class EditParams(GenerationParams):
@@ -34,6 +35,7 @@ class EditPipeline:
     name: ClassVar[str] = "edit"
     description: ClassVar[str] = "Edit an image by instruction. 1 credit per image."
     Params: ClassVar[type[BaseModel]] = EditParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def cost(self, params: EditParams) -> int:
         return params.num_images

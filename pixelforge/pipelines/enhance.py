@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import FACE_DETECTION, UPSCALE, ModelProvider
 from pixelforge.models.bundled import FACE_DETECTION_MODEL
-from pixelforge.pipelines.base import MediaRef, Quality, RunContext
-from pixelforge.pipelines.upscale import (
+from pixelforge.pipelines.contract import MediaRef, Quality, RunContext
+from pixelforge.pipelines.limits import PHOTO_EFFECT, InputLimit
+from pixelforge.pipelines.realesrgan import (
     COST,
     MODEL_FILES,
     ModelName,
@@ -84,6 +85,8 @@ class EnhancePipeline:
         "artefacts; faces get extra sharpening."
     )
     Params: ClassVar[type[BaseModel]] = EnhanceParams
+    # Perfect's table: AI Photo Enhance.
+    input_limit: ClassVar[InputLimit | None] = PHOTO_EFFECT
 
     def cost(self, params: EnhanceParams) -> int:
         return COST[params.model]

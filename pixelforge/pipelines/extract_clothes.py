@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import INPAINT
-from pixelforge.pipelines.base import RunContext
-from pixelforge.pipelines.hair import PortraitEditParams, edit_prompt, repaint
+from pixelforge.pipelines.contract import RunContext
+from pixelforge.pipelines.limits import InputLimit
+from pixelforge.pipelines.portrait import PortraitEditParams, edit_prompt, repaint
 from pixelforge.vision.face import FaceRequirements, Mask, analyze_faces, check_faces
 from pixelforge.vision.pose import extract_pose
 from pixelforge.vision.regions import clothes_mask, coverage, shoulders_visible
@@ -45,6 +46,7 @@ class ExtractClothesPipeline:
         "shoulders are seen, error_multiple_people for more than one face. 1 credit."
     )
     Params: ClassVar[type[BaseModel]] = ExtractClothesParams
+    input_limit: ClassVar[InputLimit | None] = None
     default_style: ClassVar[str] = "outfit"
 
     def cost(self, params: ExtractClothesParams) -> int:

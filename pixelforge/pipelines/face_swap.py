@@ -9,7 +9,8 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
+from pixelforge.pipelines.limits import PHOTO_EFFECT, InputLimit
 from pixelforge.vision.face import ANY_FACE, Face, analyze_faces, check_faces, feather, region_mask
 
 _MESH_POINTS = 468  # the iris points (468-477) sit inside the eye contour: no new triangles
@@ -64,6 +65,8 @@ class FaceSwapPipeline:
         "and blended with Poisson seamless cloning. error_no_face when either photo has none."
     )
     Params: ClassVar[type[BaseModel]] = FaceSwapParams
+    # Perfect's table: AI Face Swap.
+    input_limit: ClassVar[InputLimit | None] = PHOTO_EFFECT
 
     def cost(self, params: FaceSwapParams) -> int:
         return 1

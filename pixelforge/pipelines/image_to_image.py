@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from pixelforge.models.base import IMAGE_TO_IMAGE
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.diffusion import (
     AspectRatio,
     GenerationParams,
@@ -20,6 +20,7 @@ from pixelforge.pipelines.diffusion import (
     save_images,
     styled_prompt,
 )
+from pixelforge.pipelines.limits import InputLimit
 
 
 class ImageToImageParams(GenerationParams):
@@ -39,6 +40,7 @@ class ImageToImagePipeline:
         "Transform an image with a prompt; strength sets how much changes. 1 credit per image."
     )
     Params: ClassVar[type[BaseModel]] = ImageToImageParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def cost(self, params: ImageToImageParams) -> int:
         return params.num_images

@@ -11,8 +11,9 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.models.base import IMAGE_TO_VIDEO
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.diffusion import fit_to_multiple, generators, step_callback
+from pixelforge.pipelines.limits import InputLimit
 
 
 class ImageToVideoParams(BaseModel):
@@ -71,6 +72,7 @@ class ImageToVideoPipeline:
         "WebP preview. 1 credit per video."
     )
     Params: ClassVar[type[BaseModel]] = ImageToVideoParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def cost(self, params: ImageToVideoParams) -> int:
         return 1

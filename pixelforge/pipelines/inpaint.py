@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import INPAINT
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.diffusion import (
     GenerationParams,
     fit_to_multiple,
@@ -19,6 +19,7 @@ from pixelforge.pipelines.diffusion import (
     save_images,
     styled_prompt,
 )
+from pixelforge.pipelines.limits import InputLimit
 
 
 class InpaintParams(GenerationParams):
@@ -78,6 +79,7 @@ class InpaintPipeline:
         "Repaint the white area of a mask from a prompt. 1 credit per image."
     )
     Params: ClassVar[type[BaseModel]] = InpaintParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def cost(self, params: InpaintParams) -> int:
         return params.num_images
@@ -105,6 +107,7 @@ class OutpaintPipeline:
         "Extend an image beyond its borders (padding + inpainting). 1 credit per image."
     )
     Params: ClassVar[type[BaseModel]] = OutpaintParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def cost(self, params: OutpaintParams) -> int:
         return params.num_images

@@ -1,13 +1,15 @@
-"""Input limits: Perfect's per-effect table (long/short side, formats), checked at submit.
+"""Input limits a pipeline declares (long/short side, formats, face width), checked at submit.
 
-The table is checked when a job is accepted, from the stored media rows (size and type are
-known from upload), so a photo a pipeline cannot take is refused with 400/415 before any
-credit is held. Pipelines still call `check_long_side` on what they load, as a second line.
+Each pipeline states its own `input_limit` (None: whatever uploads accept). It is checked
+when a job is accepted, from the stored media rows (size and type are known from upload), so
+a photo a pipeline cannot take is refused with 400/415 before any credit is held. Pipelines
+still call `check_long_side` on what they load, as a second line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from PIL import Image
 
@@ -45,42 +47,33 @@ class InputLimit:
         return ", ".join(parts)
 
 
-_EFFECT = InputLimit(formats=JPG_PNG)
-_HAIR = InputLimit(max_long_side=1024, min_face_width=128, formats=JPG_PNG)
+# Presets from Perfect's "Supported Formats & Dimensions" table, which pipelines declare as
+# their `input_limit`. HEIC, which Perfect also lists for some effects, is not decoded by
+# PixelForge (uploads refuse it).
+PHOTO_EFFECT = InputLimit(formats=JPG_PNG)
+PORTRAIT_EDIT = InputLimit(max_long_side=1024, min_face_width=128, formats=JPG_PNG)
 
-# Perfect's "Supported Formats & Dimensions" table, by our pipeline names. HEIC, which
-# Perfect also lists for some effects, is not decoded by PixelForge (uploads refuse it).
-INPUT_LIMITS: dict[str, InputLimit] = {
-    "enhance": _EFFECT,  # AI Photo Enhance
-    "remove_object": _EFFECT,  # AI Object Removal
-    "remove_background": _EFFECT,  # AI Photo Background Removal
-    "replace_background": _EFFECT,  # AI Photo Background Change
-    "blur_background": _EFFECT,  # AI Photo Background Blur
-    "colorize": _EFFECT,  # AI Photo Colorize
-    "relight": InputLimit(min_short_side=256, formats=JPG_PNG),  # AI Photo Lighting
-    "correct_color": _EFFECT,  # AI Photo Color Correction
-    "change_hairstyle": InputLimit(max_long_side=1024, min_face_width=128, formats=JPG),
-    "hair_extension": _HAIR,
-    "hair_bangs": _HAIR,
-    "hair_volume": _HAIR,
-    # Not in Perfect's table; the same reading as its other hair effects.
-    "try_wig": _HAIR,
-    "age": _HAIR,
-    "transfer_makeup": InputLimit(max_long_side=1024, formats=JPG_PNG),  # AI Makeup Transfer
-    "face_swap": _EFFECT,  # AI Face Swap
-}
+
+class Limited(Protocol):
+    """What the checks read from a pipeline: its name (for messages) and its own limit."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def input_limit(self) -> InputLimit | None: ...
 
 
 def check_input(
-    pipeline: str,
+    pipeline: Limited,
     field: str,
     *,
     width: int | None,
     height: int | None,
     content_type: str,
 ) -> None:
-    """Refuse an input photo outside the pipeline's table entry (400 size, 415 format)."""
-    limit = INPUT_LIMITS.get(pipeline)
+    """Refuse an input photo outside the pipeline's declared limit (400 size, 415 format)."""
+    limit, name = pipeline.input_limit, pipeline.name
     if limit is None or not content_type.startswith("image/"):
         return
     if limit.formats is not None and content_type not in limit.formats:
@@ -88,7 +81,7 @@ def check_input(
         allowed = "/".join(sorted(_FORMAT_NAMES.get(f, f) for f in limit.formats))
         raise PixelForgeError(
             ErrorCode.unsupported_media_type,
-            f"{field}: {pipeline} takes {allowed} photos, this one is {given}; "
+            f"{field}: {name} takes {allowed} photos, this one is {given}; "
             "convert it first (the convert pipeline with format jpg)",
         )
     if width is None or height is None:
@@ -104,18 +97,18 @@ def check_input(
     if problem:
         raise PixelForgeError(
             ErrorCode.invalid_parameter,
-            f"{field}: {width}x{height} {problem}; {pipeline} accepts {limit.describe()} "
+            f"{field}: {width}x{height} {problem}; {name} accepts {limit.describe()} "
             "(resize it first, e.g. the convert pipeline with max_side)",
         )
 
 
-def check_face_width(pipeline: str, face_width: float) -> None:
-    """Refuse a face too small for the pipeline's table entry (error_no_face: none usable)."""
-    limit = INPUT_LIMITS.get(pipeline)
+def check_face_width(pipeline: Limited, face_width: float) -> None:
+    """Refuse a face too small for the pipeline's declared limit (error_no_face: none usable)."""
+    limit = pipeline.input_limit
     if limit is not None and face_width < limit.min_face_width:
         raise PixelForgeError(
             ErrorCode.error_no_face,
-            f"the face is {face_width:.0f} px wide; {pipeline} needs a face at least "
+            f"the face is {face_width:.0f} px wide; {pipeline.name} needs a face at least "
             f"{limit.min_face_width} px wide (use a closer or larger photo)",
         )
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import POSE_TRANSFER
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.diffusion import (
     GenerationParams,
     loras_applied,
@@ -19,6 +19,7 @@ from pixelforge.pipelines.diffusion import (
     save_images,
     styled_prompt,
 )
+from pixelforge.pipelines.limits import InputLimit
 from pixelforge.vision.pose import draw_openpose, extract_pose
 
 # Fewer visible OpenPose keypoints than this cannot make a limb: nothing to condition on.
@@ -48,6 +49,7 @@ class PoseTransferPipeline:
         "an extra output). Styles, LoRA templates, seeds. 1 credit per image."
     )
     Params: ClassVar[type[BaseModel]] = PoseTransferParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def cost(self, params: PoseTransferParams) -> int:
         return params.num_images

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
+from pixelforge.pipelines.limits import InputLimit
 from pixelforge.vision.face import ANY_FACE, Face, analyze_faces, check_faces, feather, region_mask
 
 # Sizes in eye distances (outer corner to outer corner), so a face smooths the same way at
@@ -54,6 +55,7 @@ class RefineSkinPipeline:
         "untouched. strength 0-1. error_no_face when the photo has no face."
     )
     Params: ClassVar[type[BaseModel]] = RefineSkinParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def cost(self, params: RefineSkinParams) -> int:
         return 1

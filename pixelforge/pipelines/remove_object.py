@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ERASE, INPAINT
 from pixelforge.models.onnx_model import OnnxModel
-from pixelforge.pipelines.base import MediaRef, OutputFormat, Quality, RunContext
+from pixelforge.pipelines.contract import MediaRef, OutputFormat, Quality, RunContext
+from pixelforge.pipelines.limits import PHOTO_EFFECT, InputLimit
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
@@ -100,6 +101,8 @@ class RemoveObjectPipeline:
         "For those, a downloaded model: LaMa (model=lama) or a diffusion inpainting model."
     )
     Params: ClassVar[type[BaseModel]] = RemoveObjectParams
+    # Perfect's table: AI Object Removal.
+    input_limit: ClassVar[InputLimit | None] = PHOTO_EFFECT
 
     def cost(self, params: RemoveObjectParams) -> int:
         return 1

@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.pipelines.base import MediaRef, OutputFormat, Quality, RunContext
+from pixelforge.pipelines.contract import MediaRef, OutputFormat, Quality, RunContext
+from pixelforge.pipelines.limits import InputLimit
 from pixelforge.pipelines.limits import check_long_side as _check_side
 
 Array = np.ndarray[Any, Any]
@@ -85,6 +86,7 @@ class StylizePipeline:
         "watercolour picture (OpenCV filters; same size as the input)."
     )
     Params: ClassVar[type[BaseModel]] = StylizeParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def cost(self, params: StylizeParams) -> int:
         return 1

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from pixelforge.errors import PixelForgeError
 from pixelforge.models.base import TEXT_TO_IMAGE
-from pixelforge.pipelines.base import RunContext
+from pixelforge.pipelines.contract import RunContext
 from pixelforge.pipelines.diffusion import (
     AspectRatio,
     GenerationParams,
@@ -21,6 +21,7 @@ from pixelforge.pipelines.diffusion import (
     save_images,
     styled_prompt,
 )
+from pixelforge.pipelines.limits import InputLimit
 
 
 class TextToImageParams(GenerationParams):
@@ -37,6 +38,7 @@ class TextToImagePipeline:
         "aspect ratios, seeds. 1 credit per image."
     )
     Params: ClassVar[type[BaseModel]] = TextToImageParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def cost(self, params: TextToImageParams) -> int:
         return params.num_images

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.pipelines.base import MediaRef, RunContext
+from pixelforge.pipelines.contract import MediaRef, RunContext
+from pixelforge.pipelines.limits import JPG_PNG, InputLimit
 from pixelforge.vision.face import (
     Face,
     FaceRequirements,
@@ -70,6 +71,8 @@ class TransferMakeupPipeline:
         "at most 10° up/down, 45° sideways and 15° to a shoulder."
     )
     Params: ClassVar[type[BaseModel]] = TransferMakeupParams
+    # Perfect's table: AI Makeup Transfer.
+    input_limit: ClassVar[InputLimit | None] = InputLimit(max_long_side=1024, formats=JPG_PNG)
 
     def cost(self, params: TransferMakeupParams) -> int:
         return 1

@@ -23,7 +23,9 @@ from sqlalchemy import select, update
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.queue import abandon_unpolled, claim_next
-from pixelforge.pipelines.base import RunContext, default_registry
+from pixelforge.pipelines.contract import RunContext
+from pixelforge.pipelines.limits import InputLimit
+from pixelforge.pipelines.registry import default_registry
 from pixelforge.services import Services, build_services
 from pixelforge.store.db import Database
 from pixelforge.store.tables import Job, LedgerEntry, Media
@@ -49,6 +51,7 @@ class GatePipeline:
     name: ClassVar[str] = "gate"
     description: ClassVar[str] = "test pipeline: waits for a gate"
     Params: ClassVar[type[BaseModel]] = GateParams
+    input_limit: ClassVar[InputLimit | None] = None
 
     def __init__(self) -> None:
         self.started = threading.Event()

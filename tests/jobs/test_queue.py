@@ -29,7 +29,7 @@ from pixelforge.jobs.events import InProcessBus
 from pixelforge.jobs.queue import Claim, claim_next, extend_leases, queue_order, recover_expired
 from pixelforge.jobs.service import JobService
 from pixelforge.media.service import MediaLimits, MediaService
-from pixelforge.pipelines.base import default_registry
+from pixelforge.pipelines.registry import default_registry
 from pixelforge.safety.fetch import FetchPolicy
 from pixelforge.store.db import Database
 from pixelforge.store.media import LocalMediaStore

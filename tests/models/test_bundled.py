@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,6 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from skimage import data
 
-from pixelforge.api.deps import current_account
 from pixelforge.api.routes import models as models_route
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import FACE_MESH, NSFW_DETECTION, POSE_ESTIMATION, UPSCALE
@@ -35,6 +35,7 @@ from pixelforge.pipelines.detect_nsfw import DetectNsfwParams, DetectNsfwPipelin
 from pixelforge.pipelines.enhance import EnhanceParams, EnhancePipeline
 from pixelforge.pipelines.upscale import UpscaleParams, UpscalePipeline
 from pixelforge.vision.face import analyze_faces
+from pixelforge.web.deps import current_account
 from tests.pipelines.conftest import FakeRunContext
 
 
@@ -221,3 +222,21 @@ def test_pulling_a_bundled_model_downloads_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "ships in the installed mediapipe package" in result.output
     assert not (tmp_path / "models" / POSE_MODEL).exists()
+
+
+def test_only_the_model_manager_builds_models() -> None:
+    """No module-level singletons or private caches of models elsewhere: every MediaPipe
+    graph, NudeNet detector, ncnn net, ONNX session and diffusers load is built in models/."""
+    builders = re.compile(
+        r"InferenceSession\(|from_pretrained\(|ncnn\.Net\(|NudeDetector\(|"
+        r"FaceMesh\(|FaceDetection\(|SelfieSegmentation\(|\bPose\(|solutions\.\w+ import"
+    )
+    root = Path(__file__).resolve().parents[2] / "pixelforge"
+    outside = [
+        f"{path.relative_to(root)}:{n}"
+        for path in root.rglob("*.py")
+        if path.relative_to(root).parts[0] != "models"
+        for n, line in enumerate(path.read_text().splitlines(), start=1)
+        if builders.search(line) and "face_mesh_connections" not in line
+    ]
+    assert outside == []

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from pixelforge.api.deps import current_account
 from pixelforge.api.routes import models as models_route
 from pixelforge.models.base import TEXT_TO_IMAGE
 from pixelforge.models.manager import ModelManager
+from pixelforge.web.deps import current_account
 
 
 def test_lists_profiles_with_availability_and_residency(manager: ModelManager) -> None:

@@ -16,7 +16,7 @@ from pixelforge.catalog.types import CatalogView, LoraTemplate, StylePreset
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ModelProvider
 from pixelforge.models.manager import ModelManager
-from pixelforge.pipelines.base import JobCanceled, RunContext
+from pixelforge.pipelines.contract import JobCanceled, RunContext
 
 _PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 

@@ -16,16 +16,17 @@ import uvicorn
 from PIL import Image
 from skimage import data
 
-from pixelforge.api.main import create_app
+from pixelforge.app import create_app
 from pixelforge.pipelines.background import (
     BlurBackgroundPipeline,
     RemoveBackgroundPipeline,
     ReplaceBackgroundPipeline,
 )
-from pixelforge.pipelines.base import Pipeline, PipelineRegistry, default_registry
 from pixelforge.pipelines.colorize import ColorizePipeline
+from pixelforge.pipelines.contract import Pipeline
 from pixelforge.pipelines.correct_color import CorrectColorPipeline, RelightPipeline
 from pixelforge.pipelines.enhance import EnhancePipeline
+from pixelforge.pipelines.registry import PipelineRegistry, default_registry
 from pixelforge.pipelines.remove_object import RemoveObjectPipeline
 from pixelforge.pipelines.stylize import StylizePipeline
 from pixelforge.services import Services, build_services

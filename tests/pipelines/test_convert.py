@@ -10,7 +10,7 @@ from PIL import Image
 from pydantic import ValidationError
 from skimage import data
 
-from pixelforge.pipelines.base import JobCanceled, media_refs
+from pixelforge.pipelines.contract import JobCanceled, media_refs
 from pixelforge.pipelines.convert import ConvertParams, ConvertPipeline
 
 if TYPE_CHECKING:  # conftest is not importable by name once several test dirs have one

@@ -1,4 +1,5 @@
-"""Perfect's per-effect input table is enforced when a job is submitted: 400/415, no job."""
+"""The input limits pipelines declare (Perfect's per-effect table) are enforced when a job is
+submitted: 400/415, no job."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.pipelines.base import default_registry
-from pixelforge.pipelines.limits import INPUT_LIMITS, check_face_width, check_input
+from pixelforge.pipelines.limits import JPG, JPG_PNG, InputLimit, check_face_width, check_input
+from pixelforge.pipelines.registry import default_registry
 from pixelforge.store.tables import Job
 from tests.live import LiveServer, png_bytes
 
@@ -24,8 +25,33 @@ def encoded(size: tuple[int, int], fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def test_table_names_only_real_pipelines() -> None:
-    assert set(INPUT_LIMITS) <= set(default_registry().names())
+EFFECT = InputLimit(formats=JPG_PNG)
+HAIR = InputLimit(max_long_side=1024, min_face_width=128, formats=JPG_PNG)
+
+# Perfect's "Supported Formats & Dimensions" table, by our pipeline names.
+PERFECT_TABLE = {
+    "enhance": EFFECT,
+    "remove_object": EFFECT,
+    "remove_background": EFFECT,
+    "replace_background": EFFECT,
+    "blur_background": EFFECT,
+    "colorize": EFFECT,
+    "relight": InputLimit(min_short_side=256, formats=JPG_PNG),
+    "correct_color": EFFECT,
+    "change_hairstyle": InputLimit(max_long_side=1024, min_face_width=128, formats=JPG),
+    "hair_extension": HAIR,
+    "hair_bangs": HAIR,
+    "hair_volume": HAIR,
+    "try_wig": HAIR,
+    "age": HAIR,
+    "transfer_makeup": InputLimit(max_long_side=1024, formats=JPG_PNG),
+    "face_swap": EFFECT,
+}
+
+
+def test_pipelines_declare_the_table() -> None:
+    declared = {p.name: p.input_limit for p in default_registry() if p.input_limit is not None}
+    assert declared == PERFECT_TABLE
 
 
 @pytest.mark.parametrize(
@@ -42,7 +68,13 @@ def test_outside_the_table_is_refused(
     pipeline: str, size: tuple[int, int], ctype: str, code: ErrorCode
 ) -> None:
     with pytest.raises(PixelForgeError) as err:
-        check_input(pipeline, "params.image", width=size[0], height=size[1], content_type=ctype)
+        check_input(
+            default_registry().get(pipeline),
+            "params.image",
+            width=size[0],
+            height=size[1],
+            content_type=ctype,
+        )
     assert err.value.code == code
     assert err.value.message.startswith("params.image: ")
     assert pipeline in err.value.message
@@ -58,15 +90,22 @@ def test_outside_the_table_is_refused(
     ],
 )
 def test_inside_the_table_passes(pipeline: str, size: tuple[int, int], ctype: str) -> None:
-    check_input(pipeline, "params.image", width=size[0], height=size[1], content_type=ctype)
+    check_input(
+        default_registry().get(pipeline),
+        "params.image",
+        width=size[0],
+        height=size[1],
+        content_type=ctype,
+    )
 
 
 def test_face_width_floor_for_hair_effects() -> None:
-    check_face_width("hair_bangs", 128)
+    registry = default_registry()
+    check_face_width(registry.get("hair_bangs"), 128)
     with pytest.raises(PixelForgeError) as err:
-        check_face_width("hair_bangs", 90)
+        check_face_width(registry.get("hair_bangs"), 90)
     assert err.value.code == ErrorCode.error_no_face and "128 px" in err.value.message
-    check_face_width("remove_background", 10)  # no floor there
+    check_face_width(registry.get("remove_background"), 10)  # no floor there
 
 
 def test_submit_refuses_before_holding_credits(server: LiveServer) -> None:

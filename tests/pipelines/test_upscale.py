@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from skimage import data
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.pipelines.base import JobCanceled, media_refs
+from pixelforge.pipelines.contract import JobCanceled, media_refs
 from pixelforge.pipelines.upscale import UpscaleParams, UpscalePipeline
 
 if TYPE_CHECKING:  # conftest is not importable by name once several test dirs have one

@@ -15,7 +15,7 @@ from skimage import data
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.bundled import NSFW_MODEL
 from pixelforge.models.manager import ModelManager
-from pixelforge.pipelines.base import media_refs
+from pixelforge.pipelines.contract import media_refs
 from pixelforge.pipelines.detect_nsfw import DetectNsfwParams, DetectNsfwPipeline
 from pixelforge.safety.nsfw import EXPLICIT_LABELS, Detection, NsfwDetector, explicit_labels
 from tests.bundled import bundled_models

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
-from pixelforge.api.deps import AdminAccount, ServicesDep
 from pixelforge.api.routes.me import KeyOut, NewKeyIn, NewKeyOut, key_out
 from pixelforge.api.schemas import AccountRef, KeyId
+from pixelforge.web.deps import AdminAccount, ServicesDep
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

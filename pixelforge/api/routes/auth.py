@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from pixelforge.api.deps import ServicesDep
+from pixelforge.web.deps import ServicesDep
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 

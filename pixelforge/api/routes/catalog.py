@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, Field
 
-from pixelforge.api.deps import AdminAccount, CurrentAccount, ServicesDep
 from pixelforge.catalog.types import LoraTemplate
 from pixelforge.store.tables import LoraTemplateRow, Style, StyleGroup
+from pixelforge.web.deps import AdminAccount, CurrentAccount, ServicesDep
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 

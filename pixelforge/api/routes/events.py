@@ -9,11 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.types import Message
 
-from pixelforge.api.deps import authenticate, get_services
 from pixelforge.errors import PixelForgeError
-from pixelforge.jobs.events import TERMINAL, Event, Subscription
+from pixelforge.jobs import lifecycle
+from pixelforge.jobs.events import Event, Subscription
+from pixelforge.jobs.status import TERMINAL_STATUSES
 from pixelforge.services import Services
 from pixelforge.store.tables import Account, Job
+from pixelforge.web.deps import authenticate, get_services
 
 router = APIRouter(tags=["events"])
 
@@ -47,18 +49,7 @@ class _Listener:
 
 def _snapshot(services: Services, job: Job) -> Event:
     """The job's current state as an event (what a late subscriber needs first)."""
-    kind = {"running": "progress"}.get(job.status, job.status)
-    return Event(
-        job_id=job.id,
-        account_id=job.account_id,
-        type=kind,
-        progress=job.progress,
-        step=job.step,
-        total=job.total,
-        queue_position=services.jobs.position(job),
-        error_code=job.error_code,
-        message=job.error_message,
-    )
+    return lifecycle.snapshot(job, queue_position=services.jobs.position(job))
 
 
 async def _accept(ws: WebSocket) -> tuple[Services, Account] | None:
@@ -89,7 +80,7 @@ async def job_events(ws: WebSocket, job_id: str) -> None:
         snap = await run_in_threadpool(_snapshot, services, job)
         await ws.send_json(snap.public())
         last_status = job.status
-        while last_status not in TERMINAL:
+        while last_status not in TERMINAL_STATUSES:
             ev = await listener.next(1.0)
             if ev is not None:
                 await ws.send_json(ev.public())
@@ -99,7 +90,7 @@ async def job_events(ws: WebSocket, job_id: str) -> None:
             # Quiet for a second: the row is the truth (a worker in another process
             # publishes on its own bus), so check whether the job ended meanwhile.
             job = await run_in_threadpool(services.jobs.get, account_id=account.id, job_id=job_id)
-            if job.status != last_status and job.status in TERMINAL:
+            if job.status != last_status and job.status in TERMINAL_STATUSES:
                 await ws.send_json((await run_in_threadpool(_snapshot, services, job)).public())
             last_status = job.status
         await ws.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -11,18 +10,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from pixelforge.api.deps import CurrentAccount, ServicesDep
-from pixelforge.api.schemas import ErrorOut, JobId, JobList, JobOut, base_url, job_out
+from pixelforge.api.schemas import JobId, JobList, JobOut, job_out
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.jobs.events import TERMINAL
 from pixelforge.jobs.service import meta_json
-from pixelforge.services import Services
-from pixelforge.store.tables import Job
+from pixelforge.jobs.status import JobStatus
+from pixelforge.jobs.waiting import wait_for_end
+from pixelforge.web.deps import CurrentAccount, ServicesDep
+from pixelforge.web.errors import ErrorOut
+from pixelforge.web.urls import base_url
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 _WAIT_RE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
-_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+_STATUSES = tuple(s.value for s in JobStatus)
 MAX_METADATA_BYTES = 16 * 1024
 
 
@@ -51,30 +51,6 @@ def parse_wait(prefer: str | None, limit: float) -> float:
         return 0.0
     m = _WAIT_RE.search(prefer)
     return min(float(m.group(1)), limit) if m else 0.0
-
-
-async def wait_for_terminal(services: Services, job: Job, wait_s: float) -> Job:
-    """Until the job ends or `wait_s` passes; events wake us, the row decides."""
-    sub = services.bus.subscribe(account_id=job.account_id, job_id=job.id)
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            job = await run_in_threadpool(
-                services.jobs.get, account_id=job.account_id, job_id=job.id
-            )
-            left = deadline - time.monotonic()
-            if job.status in TERMINAL or left <= 0:
-                return job
-            # Sleep through progress events (re-reading the row for each would compete with
-            # the worker); wake for the final one, or re-read every second in case a worker
-            # in another process finished it.
-            wake_at = time.monotonic() + min(left, 1.0)
-            while (remaining := wake_at - time.monotonic()) > 0:
-                ev = await sub.get(remaining)
-                if ev is None or ev.terminal:
-                    break
-    finally:
-        sub.close()
 
 
 @router.post(
@@ -123,12 +99,12 @@ async def submit_job(
     wait = parse_wait(prefer, services.settings.max_wait_s)
     headers: dict[str, str] = {"Location": f"/v1/jobs/{job.id}"}
     if wait > 0:
-        job = await wait_for_terminal(services, job, wait)
+        job = await wait_for_end(services.jobs, services.bus, job, wait)
         headers["Preference-Applied"] = f"wait={wait:g}"
     if not submitted.created:
         headers["Idempotent-Replayed"] = "true"
     out = await run_in_threadpool(job_out, services, job, base_url(services, request))
-    code = 200 if job.status in TERMINAL and wait > 0 else 202
+    code = 200 if JobStatus(job.status).terminal and wait > 0 else 202
     return JSONResponse(out.model_dump(mode="json"), status_code=code, headers=headers)
 
 
@@ -148,7 +124,7 @@ def list_jobs(
     rows, nxt = services.jobs.list(account_id=account.id, status=status, limit=limit, cursor=cursor)
     base = base_url(services, request)
     # One queue-order query for the page, not one per queued job.
-    positions = services.jobs.positions() if any(j.status == "queued" for j in rows) else {}
+    positions = services.jobs.positions() if any(j.status == JobStatus.QUEUED for j in rows) else {}
     data = [job_out(services, j, base, positions=positions) for j in rows]
     return JobList(data=data, next_cursor=nxt)
 

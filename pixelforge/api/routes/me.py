@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.api.deps import CurrentAccount, ServicesDep
 from pixelforge.api.schemas import KeyId
 from pixelforge.store.tables import ApiKey
+from pixelforge.web.deps import CurrentAccount, ServicesDep
 
 router = APIRouter(prefix="/v1", tags=["account"])
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from pixelforge.api.deps import CurrentAccount, ServicesDep
+from pixelforge.web.deps import CurrentAccount, ServicesDep
 
 router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
 
