@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from PIL import Image
 from pydantic import BaseModel
 from skimage import data
 
+from pixelforge.models.base import UPSCALE
+from pixelforge.models.manager import ModelManager
 from pixelforge.pipelines import realesrgan
 from pixelforge.pipelines.background import (
     BlurBackgroundPipeline,
@@ -53,11 +56,11 @@ class BenchContext:
     """The RunContext protocol, in memory: progress counts tiles, outputs are encoded."""
 
     threads: int
+    models: ModelManager  # the bundled models (MediaPipe, ncnn), loaded once per process
     seed: int = 1
     device: str = "cpu"
     media: dict[str, Image.Image] = field(default_factory=dict)
     steps: int = 0
-    models: Any = None  # no effect pipeline uses the diffusion models
     catalog: Any = None
     encode: bool = True  # False: outputs are dropped unencoded (isolates the encoder's cost)
 
@@ -127,8 +130,10 @@ def timed(pipeline: Any, params: BaseModel, ctx: BenchContext) -> float:
     return time.perf_counter() - start
 
 
-def bench_effects(side: int, runs: int, threads: int) -> list[tuple[str, float, float]]:
-    ctx = BenchContext(threads=threads, media=media(side))
+def bench_effects(
+    side: int, runs: int, threads: int, models: ModelManager
+) -> list[tuple[str, float, float]]:
+    ctx = BenchContext(threads=threads, models=models, media=media(side))
     rows = []
     for label, pipeline, raw in cases(side):
         params = pipeline.Params.model_validate(raw)
@@ -161,23 +166,25 @@ def direct_tiles(net: Any, img: Image.Image, *, scale: int, tile: int) -> int:
     return count
 
 
-def bench_upscale(side: int, tile: int, pairs: int, threads: int) -> dict[str, float]:
+def bench_upscale(
+    side: int, tile: int, pairs: int, threads: int, models: ModelManager
+) -> dict[str, float]:
     img = square("astronaut", side)
-    ctx = BenchContext(threads=threads, media={"img": img})
+    ctx = BenchContext(threads=threads, models=models, media={"img": img})
     params = UpscaleParams(image="img", scale=2, tile=tile)
     stem, native = realesrgan.MODEL_FILES[("realesr-animevideov3", 2)]
-    net = realesrgan.load_net(stem, threads)  # the pipeline's own cached net, same options
     pipeline = UpscalePipeline()
     pipeline.run(params, ctx)  # warm-up
     tiles = ctx.steps
-    quiet = BenchContext(threads=threads, media={"img": img}, encode=False)
+    quiet = BenchContext(threads=threads, models=models, media={"img": img}, encode=False)
     via, unencoded, bare = [], [], []
     for _ in range(pairs):  # interleaved, so drifting machine load hits all alike
         via.append(timed(pipeline, params, ctx))
         unencoded.append(timed(pipeline, params, quiet))
-        start = time.perf_counter()
-        assert direct_tiles(net, img, scale=native, tile=tile) == tiles
-        bare.append(time.perf_counter() - start)
+        with models.load(stem, task=UPSCALE) as net:  # the pipeline's own net, same options
+            start = time.perf_counter()
+            assert direct_tiles(net, img, scale=native, tile=tile) == tiles
+            bare.append(time.perf_counter() - start)
     rates = {
         "tiles": tiles,
         "pipeline": tiles / statistics.median(via),
@@ -202,8 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     runs = args.runs or (1 if args.quick else 5)
     up_side, up_tile, pairs = (256, 64, 2) if args.quick else (512, 128, 5)
 
-    rows = bench_effects(args.side, runs, args.threads)
-    up = bench_upscale(up_side, up_tile, pairs, args.threads)
+    with tempfile.TemporaryDirectory() as models_dir:
+        models = ModelManager(Path(models_dir), device="cpu", threads=args.threads)
+        rows = bench_effects(args.side, runs, args.threads, models)
+        up = bench_upscale(up_side, up_tile, pairs, args.threads, models)
 
     print(f"\nper pipeline, {args.side}x{args.side} photo, warm, median of {runs} run(s):\n")
     width = max(len(r[0]) for r in rows)

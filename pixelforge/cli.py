@@ -239,7 +239,7 @@ def _models_dir(data_dir: Path | None) -> Path:
 @models.command("list")
 @data_dir_option
 def models_list(data_dir: Path | None) -> None:
-    """Every known model: id, family, tasks, whether it is on disk, description."""
+    """Every known model: id, family, tasks, whether it is on disk, kind, description."""
     from pixelforge.models.catalog import Catalog
     from pixelforge.models.download import is_available
 
@@ -250,15 +250,15 @@ def models_list(data_dir: Path | None) -> None:
         defaults = catalog.defaults()
     except PixelForgeError as e:
         _fail(e)
-    rows = [("ID", "FAMILY", "TASKS", "ON DISK", "DESCRIPTION")]
+    rows = [("ID", "FAMILY", "TASKS", "ON DISK", "KIND", "DESCRIPTION")]
     for p in profiles:
         star = ["*" if defaults.get(t) == p.id else "" for t in p.tasks]
         tasks = ",".join(t + s for t, s in zip(p.tasks, star, strict=True)) or "-"
         on_disk = "yes" if is_available(p, models_dir) else "no"
-        rows.append((p.id, p.family, tasks, on_disk, p.description))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        rows.append((p.id, p.family, tasks, on_disk, p.kind, p.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
     click.echo(f"\n* = default for that task. Models directory: {models_dir}")
 
 
@@ -268,6 +268,7 @@ def models_list(data_dir: Path | None) -> None:
 def models_pull(model_id: str, data_dir: Path | None) -> None:
     """Download a model (and the base model of an add-on) from the Hugging Face Hub."""
     from pixelforge.errors import ErrorCode
+    from pixelforge.models.bundled import BUNDLED_KINDS
     from pixelforge.models.catalog import Catalog
     from pixelforge.models.download import is_available, pull
 
@@ -285,7 +286,10 @@ def models_pull(model_id: str, data_dir: Path | None) -> None:
         if base is not None and not is_available(base, models_dir):
             todo.insert(0, base)
         for p in todo:
-            click.echo(f"pulling {p.id} ({p.source}) into {models_dir / p.id}")
+            if p.kind in BUNDLED_KINDS:  # nothing to download: checks its package is there
+                click.echo(f"{p.id} ships in the installed {p.source} package")
+            else:
+                click.echo(f"pulling {p.id} ({p.source}) into {models_dir / p.id}")
             pull(p, models_dir, progress=True)
     except PixelForgeError as e:
         _fail(e)

@@ -131,7 +131,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         bus=bus,
         models=models,
         catalog=catalog,
-        nsfw=NsfwDetector(labels=settings.nsfw_block_labels or EXPLICIT_LABELS),
+        nsfw=NsfwDetector(models, labels=settings.nsfw_block_labels or EXPLICIT_LABELS),
         threads=threads,
         max_batch=settings.max_batch,
         lease_s=settings.lease_s,

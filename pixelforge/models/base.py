@@ -17,6 +17,13 @@ POSE_TRANSFER = "pose_transfer"
 MATTING = "matting"  # foreground alpha matte (remove/blur/replace background)
 ERASE = "erase"  # fill a masked region from its surroundings, no prompt (remove_object)
 COLORIZE = "colorize"  # greyscale -> colour, conditioned on the photo (ControlNet)
+# Analysis and restoration served by models whose weights ship in pip packages (bundled.py).
+FACE_DETECTION = "face_detection"
+FACE_MESH = "face_mesh"
+PERSON_SEGMENTATION = "person_segmentation"
+POSE_ESTIMATION = "pose_estimation"
+NSFW_DETECTION = "nsfw_detection"
+UPSCALE = "upscale"
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,8 @@ class ModelProfile:
     tiny: bool = False  # random weights, for tests and offline demos: outputs are noise
     extra: dict[str, Any] = field(default_factory=dict)
     # diffusers (a pipeline or single-model folder) | onnx (ONNX Runtime; `extra` holds its
-    # layout, see pixelforge.models.onnx_model.OnnxSpec)
+    # layout, see pixelforge.models.onnx_model.OnnxSpec) | mediapipe | nudenet | ncnn (weights
+    # shipped in the pip package named by `source`, see pixelforge.models.bundled)
     kind: str = "diffusers"
 
 
@@ -60,4 +68,6 @@ class ModelProvider(Protocol):
     ) -> AbstractContextManager[Any]:
         """A ready diffusers pipeline for `task` (an `OnnxModel` for onnx profiles), kept
         resident (never evicted) while the `with` block runs. `fast_decoder` swaps in the
-        profile's tiny VAE (TAESD) when it is on disk."""
+        profile's tiny VAE (TAESD) when it is on disk. A bundled profile yields its MediaPipe
+        solution, NudeNet detector or ncnn.Net, one per process, and the block holds that
+        model's lock when it cannot serve two threads at once."""

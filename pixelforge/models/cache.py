@@ -164,6 +164,10 @@ class ModelCache:
         devices = {v.device for v in victims}
         for victim in victims:
             log.info("evicting model %s from %s", victim.key, victim.device)
+            # Native graphs (MediaPipe) free their threads and buffers only when closed.
+            release = getattr(victim.value, "release", None)
+            if callable(release):
+                release()
             victim.value = None
         del victims
         gc.collect()

@@ -23,6 +23,13 @@ from pixelforge.models.base import (
     TEXT_TO_IMAGE,
     ModelProfile,
 )
+from pixelforge.models.bundled import (
+    BUNDLED,
+    BUNDLED_DEFAULTS,
+    BUNDLED_KINDS,
+    BUNDLED_TASKS,
+    check_bundled,
+)
 from pixelforge.models.onnx_model import KINDS, ONNX, onnx_spec
 
 TASKS = (
@@ -35,7 +42,9 @@ TASKS = (
     MATTING,
     ERASE,
     COLORIZE,
+    *BUNDLED_TASKS,
 )
+ALL_KINDS = (*KINDS, *BUNDLED_KINDS)
 CATALOG_FILE = "models.json"
 TINY_DESCRIPTION = "random weights, for tests and offline demos: outputs are noise"
 _IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -241,6 +250,8 @@ BUILTIN: tuple[ModelProfile, ...] = (
         source="madebyollin/taesdxl",
         description="tiny VAE decoder for SDXL: fast, slightly softer decodes",
     ),
+    # Face, person, pose and NSFW analysis and upscaling: weights inside pip packages.
+    *BUNDLED,
 )
 
 DEFAULTS: dict[str, str] = {
@@ -250,6 +261,7 @@ DEFAULTS: dict[str, str] = {
     EDIT: "instruct-pix2pix",
     IMAGE_TO_VIDEO: "svd-xt",
     POSE_TRANSFER: "controlnet-openpose",
+    **BUNDLED_DEFAULTS,
 }
 
 _FIELDS = {f.name for f in dataclasses.fields(ModelProfile)}
@@ -292,12 +304,21 @@ def check_profile(profile: ModelProfile) -> None:
         )
     if not profile.source:
         raise PixelForgeError(ErrorCode.invalid_parameter, f"model {profile.id!r} has no source")
-    if profile.kind not in KINDS:
+    if profile.kind not in ALL_KINDS:
         raise PixelForgeError(
             ErrorCode.invalid_parameter,
-            f"model {profile.id!r}: kind must be one of {', '.join(KINDS)}, not {profile.kind!r}",
+            f"model {profile.id!r}: kind must be one of {', '.join(ALL_KINDS)}, "
+            f"not {profile.kind!r}",
         )
-    if profile.kind == ONNX:
+    if profile.kind in BUNDLED_KINDS:
+        check_bundled(profile)
+    elif set(profile.tasks) & set(BUNDLED_TASKS):
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"model {profile.id!r}: {', '.join(BUNDLED_TASKS)} are served by the bundled "
+            f"kinds ({', '.join(BUNDLED_KINDS)}), not {profile.kind}",
+        )
+    elif profile.kind == ONNX:
         onnx_spec(profile)
     elif profile.source.startswith(("http://", "https://")):
         raise PixelForgeError(

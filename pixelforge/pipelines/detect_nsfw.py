@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.limits import InputLimit
-from pixelforge.safety.nsfw import NsfwDetector, explicit_labels
+from pixelforge.safety.nsfw import EXPLICIT_LABELS, NsfwDetector, explicit_labels
 
 
 class DetectNsfwParams(BaseModel):
@@ -42,8 +43,9 @@ class DetectNsfwPipeline:
     Params: ClassVar[type[BaseModel]] = DetectNsfwParams
     input_limit: ClassVar[InputLimit | None] = None
 
-    def __init__(self, detector: NsfwDetector | None = None) -> None:
-        self.detector = detector or NsfwDetector()
+    def __init__(self, *, labels: Iterable[str] = EXPLICIT_LABELS) -> None:
+        """`labels`: the NudeNet labels reported as explicit."""
+        self.labels = frozenset(labels)
 
     def cost(self, params: DetectNsfwParams) -> int:
         return 0
@@ -53,10 +55,9 @@ class DetectNsfwPipeline:
         img = ctx.load_image(params.image)
 
         # 2. Detect
-        detections = self.detector.detect(img)
-        labels = explicit_labels(
-            detections, threshold=params.threshold, labels=self.detector.labels
-        )
+        detector = NsfwDetector(ctx.models, labels=self.labels)
+        detections = detector.detect(img)
+        labels = explicit_labels(detections, threshold=params.threshold, labels=detector.labels)
         ctx.progress(1, 1)
 
         # 3. Report (no media output)

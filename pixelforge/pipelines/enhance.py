@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -11,6 +9,8 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.base import FACE_DETECTION, UPSCALE, ModelProvider
+from pixelforge.models.bundled import FACE_DETECTION_MODEL
 from pixelforge.pipelines.contract import MediaRef, Quality, RunContext
 from pixelforge.pipelines.limits import PHOTO_EFFECT, InputLimit
 from pixelforge.pipelines.realesrgan import (
@@ -19,13 +19,11 @@ from pixelforge.pipelines.realesrgan import (
     ModelName,
     check_size,
     flatten_on_white,
-    load_net,
     split_alpha,
     upscale_tiled,
 )
 
 Array = np.ndarray[Any, Any]
-INSTALL_HINT = "pip install --no-deps mediapipe==0.10.14 (see requirements-weights.txt)"
 _FACE_MARGIN = 0.25  # grow each detected face box by this share on every side
 
 
@@ -99,17 +97,16 @@ class EnhancePipeline:
         rgb, alpha = split_alpha(src)
         stem, native = MODEL_FILES[(params.model, 1)]
         check_size(rgb.size, native=native, model=params.model, scale=1)
-        threads = ctx.threads if ctx.threads > 0 else (os.cpu_count() or 1)
-        net = load_net(stem, threads)
 
         # 2. Infer tile by tile (progress per tile), then back to the input's size
-        up = upscale_tiled(net, rgb, scale=native, tile=params.tile, ctx=ctx)
+        with ctx.models.load(stem, task=UPSCALE) as net:
+            up = upscale_tiled(net, rgb, scale=native, tile=params.tile, ctx=ctx)
         enhanced = np.asarray(up.resize(rgb.size, Image.Resampling.LANCZOS), dtype=np.float32)
 
         # 3. Sharpen faces, blend by strength
         faces: list[tuple[int, int, int, int]] = []
         if params.face_boost > 0:
-            faces = _DETECTOR.boxes(np.asarray(rgb))
+            faces = face_boxes(ctx.models, np.asarray(rgb))
             enhanced = _sharpen_faces(enhanced, faces, amount=1.5 * params.face_boost)
         original = np.asarray(rgb, dtype=np.float32)
         mixed = enhanced * params.strength + original * (1.0 - params.strength)
@@ -129,34 +126,27 @@ class EnhancePipeline:
         }
 
 
-class FaceBoxes:
-    """MediaPipe face detection (full-range model, bundled in the wheel), created on first
-    use; calls take a lock since MediaPipe graphs are not thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._detector: Any = None
-
-    def boxes(self, rgb: Array) -> list[tuple[int, int, int, int]]:
-        """Face boxes (x0, y0, x1, y1) in pixels, grown by _FACE_MARGIN and clipped."""
-        h, w = rgb.shape[:2]
-        with self._lock:
-            if self._detector is None:
-                self._detector = _create_detector()
-            found = self._detector.process(np.ascontiguousarray(rgb)).detections or []
-        out = []
-        for det in found:
-            box = det.location_data.relative_bounding_box
-            mx, my = box.width * _FACE_MARGIN, box.height * _FACE_MARGIN
-            x0, y0 = max(0.0, box.xmin - mx), max(0.0, box.ymin - my)
-            x1 = min(1.0, box.xmin + box.width + mx)
-            y1 = min(1.0, box.ymin + box.height + my)
-            if x1 > x0 and y1 > y0:
-                out.append((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
-        return out
-
-
-_DETECTOR = FaceBoxes()
+def face_boxes(models: ModelProvider, rgb: Array) -> list[tuple[int, int, int, int]]:
+    """Face boxes (x0, y0, x1, y1) in pixels from the manager's MediaPipe face detection
+    (full range), grown by _FACE_MARGIN and clipped."""
+    h, w = rgb.shape[:2]
+    try:
+        with models.load(FACE_DETECTION_MODEL, task=FACE_DETECTION) as detector:
+            found = detector.process(np.ascontiguousarray(rgb)).detections or []
+    except PixelForgeError as e:
+        if e.code != ErrorCode.model_unavailable:
+            raise
+        raise PixelForgeError(e.code, f"{e.message}; or pass face_boost 0") from e
+    out = []
+    for det in found:
+        box = det.location_data.relative_bounding_box
+        mx, my = box.width * _FACE_MARGIN, box.height * _FACE_MARGIN
+        x0, y0 = max(0.0, box.xmin - mx), max(0.0, box.ymin - my)
+        x1 = min(1.0, box.xmin + box.width + mx)
+        y1 = min(1.0, box.ymin + box.height + my)
+        if x1 > x0 and y1 > y0:
+            out.append((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+    return out
 
 
 def _sharpen_faces(img: Array, faces: list[tuple[int, int, int, int]], amount: float) -> Array:
@@ -179,16 +169,3 @@ def _sharpen_faces(img: Array, faces: list[tuple[int, int, int, int]], amount: f
         mask: Array = cv2.GaussianBlur(ellipse, (0, 0), max(1.0, (x1 - x0) / 12))[..., None]
         out[y0:y1, x0:x1] = sharp * mask + out[y0:y1, x0:x1] * (1.0 - mask)
     return out
-
-
-def _create_detector() -> Any:
-    try:
-        from mediapipe.python.solutions import face_detection
-    except ImportError as e:
-        raise PixelForgeError(
-            ErrorCode.model_unavailable,
-            f"face-aware enhancement needs MediaPipe, which is not installed ({e}); run "
-            f"`{INSTALL_HINT}` or pass face_boost 0",
-        ) from e
-    # model_selection=1: the full-range model (faces up to ~5 m away), shipped in the wheel.
-    return face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)

@@ -14,8 +14,8 @@ from pixelforge.models.base import INPAINT
 from pixelforge.pipelines.contract import RunContext
 from pixelforge.pipelines.limits import InputLimit
 from pixelforge.pipelines.portrait import PortraitEditParams, edit_prompt, repaint
-from pixelforge.vision.face import FaceAnalyzer, FaceRequirements, Mask, check_faces
-from pixelforge.vision.pose import PoseEstimator
+from pixelforge.vision.face import FaceRequirements, Mask, analyze_faces, check_faces
+from pixelforge.vision.pose import extract_pose
 from pixelforge.vision.regions import clothes_mask, coverage, shoulders_visible
 
 # One person; the head may be turned (only the clothes are used), and may be absent.
@@ -49,12 +49,6 @@ class ExtractClothesPipeline:
     input_limit: ClassVar[InputLimit | None] = None
     default_style: ClassVar[str] = "outfit"
 
-    def __init__(
-        self, analyzer: FaceAnalyzer | None = None, estimator: PoseEstimator | None = None
-    ) -> None:
-        self.analyzer = analyzer or FaceAnalyzer()
-        self.estimator = estimator or PoseEstimator()
-
     def cost(self, params: ExtractClothesParams) -> int:
         return 1
 
@@ -69,16 +63,16 @@ class ExtractClothesPipeline:
         # 2. One person with visible shoulders; their clothes
         img = ctx.load_image(params.image)
         rgb = img.convert("RGB")
-        faces = self.analyzer.analyze(rgb)
+        faces = analyze_faces(ctx.models, rgb)
         face = check_faces(faces, _ONE_PERSON, what="the photo") if faces else None
-        pose = self.estimator.extract(rgb)
+        pose = extract_pose(ctx.models, rgb)
         if pose is None or not shoulders_visible(pose):
             raise PixelForgeError(
                 ErrorCode.error_no_shoulder,
                 "no shoulders found in the photo; use a photo showing the person from the "
                 "shoulders down, facing the camera",
             )
-        mask = clothes_mask(rgb, pose, face)
+        mask = clothes_mask(ctx.models, rgb, pose, face)
         if coverage(mask) < _MIN_COVERAGE:
             raise PixelForgeError(
                 ErrorCode.invalid_parameter,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.limits import PHOTO_EFFECT, InputLimit
-from pixelforge.vision.face import ANY_FACE, Face, FaceAnalyzer, check_faces, feather, region_mask
+from pixelforge.vision.face import ANY_FACE, Face, analyze_faces, check_faces, feather, region_mask
 
 _MESH_POINTS = 468  # the iris points (468-477) sit inside the eye contour: no new triangles
 # Points within this many eye distances of the target's jawline move toward it, so the seam
@@ -68,9 +68,6 @@ class FaceSwapPipeline:
     # Perfect's table: AI Face Swap.
     input_limit: ClassVar[InputLimit | None] = PHOTO_EFFECT
 
-    def __init__(self, analyzer: FaceAnalyzer | None = None) -> None:
-        self.analyzer = analyzer or FaceAnalyzer()
-
     def cost(self, params: FaceSwapParams) -> int:
         return 1
 
@@ -80,8 +77,8 @@ class FaceSwapPipeline:
         # 1. Load both photos and find the chosen faces
         source_img = ctx.load_image(params.source)
         target_img = ctx.load_image(params.target)
-        src_faces = self.analyzer.analyze(source_img)
-        tgt_faces = self.analyzer.analyze(target_img)
+        src_faces = analyze_faces(ctx.models, source_img)
+        tgt_faces = analyze_faces(ctx.models, target_img)
         check_faces(src_faces, ANY_FACE, what="the source image")
         check_faces(tgt_faces, ANY_FACE, what="the target image")
         src = _pick(src_faces, params.source_index, "source")

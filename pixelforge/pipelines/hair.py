@@ -23,7 +23,6 @@ from pixelforge.pipelines.portrait import (
     repaint,
     save_like,
 )
-from pixelforge.vision.face import FaceAnalyzer
 from pixelforge.vision.regions import HairEdit, coverage, hair_edit_mask, hair_mask
 
 _FEATHER = 0.12  # feathering of the pasted repaint, in eye distances
@@ -41,9 +40,6 @@ class _HairPipeline:
     # the same).
     input_limit: ClassVar[InputLimit | None] = PORTRAIT_EDIT
 
-    def __init__(self, analyzer: FaceAnalyzer | None = None) -> None:
-        self.analyzer = analyzer or FaceAnalyzer()
-
     def cost(self, params: PortraitEditParams) -> int:
         return 1
 
@@ -54,9 +50,9 @@ class _HairPipeline:
 
         # 2. Find the one face, its hair, and the area this edit repaints
         img = ctx.load_image(params.image)
-        face = portrait_face(self.analyzer, img, self)
+        face = portrait_face(ctx.models, img, self)
         rgb = img.convert("RGB")
-        hair = hair_mask(rgb, face)
+        hair = hair_mask(ctx.models, rgb, face)
         mask = hair_edit_mask(face, hair, self.edit)
 
         # 3. Repaint around the head and paste back

@@ -15,11 +15,18 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.models.base import INPAINT, ModelProfile
+from pixelforge.models.base import INPAINT, ModelProfile, ModelProvider
 from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.diffusion import fit_to_multiple, run_args, sampling
 from pixelforge.pipelines.limits import Limited, check_face_width
-from pixelforge.vision.face import Face, FaceAnalyzer, FaceRequirements, Mask, check_faces, feather
+from pixelforge.vision.face import (
+    Face,
+    FaceRequirements,
+    Mask,
+    analyze_faces,
+    check_faces,
+    feather,
+)
 
 # Perfect Corp's portrait limits: one face, facing the camera.
 PORTRAIT = FaceRequirements(exactly_one=True)
@@ -124,10 +131,10 @@ def edit_prompt(
     )
 
 
-def portrait_face(analyzer: FaceAnalyzer, img: Image.Image, pipeline: Limited) -> Face:
+def portrait_face(models: ModelProvider, img: Image.Image, pipeline: Limited) -> Face:
     """The one face of a portrait, or error_no_face / error_multiple_people /
     error_large_face_angle; a face under the pipeline's minimum width is error_no_face."""
-    face = check_faces(analyzer.analyze(img), PORTRAIT, what="the photo")
+    face = check_faces(analyze_faces(models, img), PORTRAIT, what="the photo")
     check_face_width(pipeline, face.box[2])
     return face
 

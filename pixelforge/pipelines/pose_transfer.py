@@ -20,7 +20,7 @@ from pixelforge.pipelines.diffusion import (
     styled_prompt,
 )
 from pixelforge.pipelines.limits import InputLimit
-from pixelforge.vision.pose import PoseEstimator, draw_openpose
+from pixelforge.vision.pose import draw_openpose, extract_pose
 
 # Fewer visible OpenPose keypoints than this cannot make a limb: nothing to condition on.
 _MIN_KEYPOINTS = 2
@@ -51,9 +51,6 @@ class PoseTransferPipeline:
     Params: ClassVar[type[BaseModel]] = PoseTransferParams
     input_limit: ClassVar[InputLimit | None] = None
 
-    def __init__(self, estimator: PoseEstimator | None = None) -> None:
-        self.estimator = estimator or PoseEstimator()
-
     def cost(self, params: PoseTransferParams) -> int:
         return params.num_images
 
@@ -62,7 +59,7 @@ class PoseTransferPipeline:
         prompt, negative, model_id = styled_prompt(ctx, params)
         profile = ctx.models.profile(model_id, task=POSE_TRANSFER)
         reference = ctx.load_image(params.pose_image)
-        pose = self.estimator.extract(reference)
+        pose = extract_pose(ctx.models, reference)
         if pose is None:
             raise PixelForgeError(
                 ErrorCode.invalid_parameter,

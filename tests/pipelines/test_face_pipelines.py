@@ -16,6 +16,7 @@ from skimage import data
 
 from pixelforge.pipelines.transfer_makeup import to_lab
 from pixelforge.vision.face import Face, analyze_faces, feather, region_mask
+from tests.bundled import bundled_models
 from tests.conftest import make_settings
 from tests.live import LiveServer, png_bytes
 
@@ -87,7 +88,7 @@ def tilted() -> Image.Image:
 
 
 def only_face(img: Image.Image) -> Face:
-    faces = analyze_faces(img)
+    faces = analyze_faces(bundled_models(), img)
     assert len(faces) == 1
     return faces[0]
 

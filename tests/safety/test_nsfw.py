@@ -13,15 +13,18 @@ from pydantic import ValidationError
 from skimage import data
 
 from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.bundled import NSFW_MODEL
+from pixelforge.models.manager import ModelManager
 from pixelforge.pipelines.contract import media_refs
 from pixelforge.pipelines.detect_nsfw import DetectNsfwParams, DetectNsfwPipeline
 from pixelforge.safety.nsfw import EXPLICIT_LABELS, Detection, NsfwDetector, explicit_labels
+from tests.bundled import bundled_models
 from tests.pipelines.conftest import FakeRunContext
 
 
 @pytest.fixture(scope="module")
 def detector() -> NsfwDetector:
-    return NsfwDetector()
+    return NsfwDetector(bundled_models())
 
 
 def astronaut() -> Image.Image:
@@ -32,11 +35,16 @@ class Canned(NsfwDetector):
     """A detector that 'finds' fixed boxes: explicit cases without explicit test images."""
 
     def __init__(self, found: list[Detection], **kw: frozenset[str]) -> None:
-        super().__init__(**kw)
+        super().__init__(bundled_models(), **kw)
         self.found = found
 
     def detect(self, img: Image.Image) -> list[Detection]:
         return list(self.found)
+
+
+def canned(monkeypatch: pytest.MonkeyPatch, found: list[Detection]) -> None:
+    """Every NsfwDetector the pipeline builds 'finds' `found`."""
+    monkeypatch.setattr(NsfwDetector, "detect", lambda self, img: list(found))
 
 
 def test_labels_exist_in_the_installed_nudenet() -> None:
@@ -85,26 +93,30 @@ def test_threshold_edges() -> None:
             canned.is_explicit(astronaut(), threshold=bad)
 
 
-def test_lazy_and_shared_across_threads() -> None:
-    detector = NsfwDetector()
-    assert detector._detector is None  # nothing loaded until the first detect
+def test_lazy_and_shared_across_threads(tmp_path: Path) -> None:
+    models = ModelManager(tmp_path, device="cpu")
+    detector = NsfwDetector(models)
+    assert NSFW_MODEL not in models.cache  # nothing loaded until the first detect
     photo = astronaut()
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: detector.detect(photo), range(8)))
     assert all(r == results[0] for r in results) and results[0]
+    assert models.cache.loads == 1
 
 
-def test_missing_nudenet_is_model_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_nudenet_is_model_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setitem(sys.modules, "nudenet", None)
     with pytest.raises(PixelForgeError) as err:
-        NsfwDetector().detect(astronaut())
+        NsfwDetector(ModelManager(tmp_path, device="cpu")).detect(astronaut())
     assert err.value.code == ErrorCode.model_unavailable and "nudenet==" in err.value.message
 
 
-def test_detect_nsfw_pipeline(tmp_path: Path, detector: NsfwDetector) -> None:
+def test_detect_nsfw_pipeline(tmp_path: Path) -> None:
     ctx = FakeRunContext(root=tmp_path)
     ref = ctx.add_image(astronaut())
-    pipeline = DetectNsfwPipeline(detector)
+    pipeline = DetectNsfwPipeline()
     params = DetectNsfwParams.model_validate({"image": ref})
     assert pipeline.cost(params) == 0 and media_refs(params) == [ref]
 
@@ -117,14 +129,17 @@ def test_detect_nsfw_pipeline(tmp_path: Path, detector: NsfwDetector) -> None:
     assert ctx.saved == [] and ctx.progress_calls == [(1, 1)]
 
 
-def test_detect_nsfw_pipeline_reports_explicit_labels(tmp_path: Path) -> None:
+def test_detect_nsfw_pipeline_reports_explicit_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ctx = FakeRunContext(root=tmp_path)
     ref = ctx.add_image(astronaut())
     found = [
         Detection("ANUS_EXPOSED", 0.7, (1, 2, 3, 4)),
         Detection("FACE_MALE", 0.9, (0, 0, 5, 5)),
     ]
-    pipeline = DetectNsfwPipeline(Canned(found))
+    canned(monkeypatch, found)
+    pipeline = DetectNsfwPipeline()
 
     strict = pipeline.run(DetectNsfwParams(image=ref, threshold=0.8), ctx)
     loose = pipeline.run(DetectNsfwParams(image=ref, threshold=0.7), ctx)
@@ -134,14 +149,17 @@ def test_detect_nsfw_pipeline_reports_explicit_labels(tmp_path: Path) -> None:
     assert loose["detections"][0] == {"label": "ANUS_EXPOSED", "score": 0.7, "box": [1, 2, 3, 4]}
 
 
-def test_detect_nsfw_pipeline_uses_the_detector_labels(tmp_path: Path) -> None:
+def test_detect_nsfw_pipeline_uses_the_detector_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ctx = FakeRunContext(root=tmp_path)
     ref = ctx.add_image(astronaut())
     found = [Detection("BELLY_EXPOSED", 0.8, (0, 0, 5, 5))]
-    wide = DetectNsfwPipeline(Canned(found, labels=EXPLICIT_LABELS | {"BELLY_EXPOSED"}))
+    canned(monkeypatch, found)
+    wide = DetectNsfwPipeline(labels=EXPLICIT_LABELS | {"BELLY_EXPOSED"})
 
     assert wide.run(DetectNsfwParams(image=ref), ctx)["labels"] == ["BELLY_EXPOSED"]
-    assert DetectNsfwPipeline(Canned(found)).run(DetectNsfwParams(image=ref), ctx)["labels"] == []
+    assert DetectNsfwPipeline().run(DetectNsfwParams(image=ref), ctx)["labels"] == []
 
 
 @pytest.mark.parametrize("params", [{"threshold": 1.5}, {"threshold": -0.1}, {"extra": 1}, {}])

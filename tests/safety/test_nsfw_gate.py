@@ -47,6 +47,8 @@ def test_block_explicit_fails_the_job_uncharged(tmp_path: Path) -> None:
 
 def test_ordinary_photo_is_not_explicit() -> None:
     from pixelforge.safety.nsfw import NsfwDetector
+    from tests.bundled import bundled_models
 
-    explicit, labels = NsfwDetector().is_explicit(Image.fromarray(data.astronaut()))
+    detector = NsfwDetector(bundled_models())
+    explicit, labels = detector.is_explicit(Image.fromarray(data.astronaut()))
     assert (explicit, labels) == (False, [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,15 +12,16 @@ from PIL import Image
 from skimage import data
 
 from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.manager import ModelManager
 from pixelforge.vision.pose import (
     LANDMARK_NAMES,
     OPENPOSE_COLORS,
     Landmark,
-    PoseEstimator,
     PoseResult,
     draw_openpose,
     extract_pose,
 )
+from tests.bundled import bundled_models
 
 # Every colour the drawing may use: black, the joints' colours, the limbs' at 60%.
 PALETTE = (
@@ -29,7 +31,7 @@ PALETTE = (
 
 @pytest.fixture(scope="module")
 def astronaut() -> PoseResult:
-    result = extract_pose(Image.fromarray(data.astronaut()))
+    result = extract_pose(bundled_models(), Image.fromarray(data.astronaut()))
     assert result is not None
     return result
 
@@ -107,33 +109,33 @@ def test_nothing_visible_draws_nothing() -> None:
 
 
 def test_no_person_is_none() -> None:
-    assert extract_pose(Image.fromarray(data.coffee())) is None
+    assert extract_pose(bundled_models(), Image.fromarray(data.coffee())) is None
 
 
 def test_grey_and_rgba_inputs(astronaut: PoseResult) -> None:
     photo = Image.fromarray(data.astronaut())
     for img in (photo.convert("L"), photo.convert("RGBA")):
-        result = extract_pose(img)
+        result = extract_pose(bundled_models(), img)
         assert result is not None
         nose = result.landmark("nose")
         assert nose.x == pytest.approx(astronaut.landmark("nose").x, abs=15)
 
 
-def test_one_estimator_is_safe_across_threads(astronaut: PoseResult) -> None:
-    estimator = PoseEstimator()
+def test_one_estimator_is_safe_across_threads(astronaut: PoseResult, tmp_path: Path) -> None:
+    models = ModelManager(tmp_path, device="cpu")
     photo = Image.fromarray(data.astronaut())
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(lambda _: estimator.extract(photo), range(4)))
-    finally:
-        estimator.close()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: extract_pose(models, photo), range(4)))
+    assert models.cache.loads == 1  # one graph, shared (its lock serializes the threads)
     assert all(r == results[0] for r in results)
     assert results[0] == astronaut  # static mode: same input, same landmarks
 
 
-def test_missing_mediapipe_is_model_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_mediapipe_is_model_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)
     with pytest.raises(PixelForgeError) as err:
-        PoseEstimator().extract(Image.new("RGB", (32, 32)))
+        extract_pose(ModelManager(tmp_path, device="cpu"), Image.new("RGB", (32, 32)))
     assert err.value.code == ErrorCode.model_unavailable
     assert "mediapipe==0.10.14" in err.value.message

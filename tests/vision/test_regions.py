@@ -22,6 +22,7 @@ from pixelforge.vision.regions import (
     hair_mask,
     shoulders_visible,
 )
+from tests.bundled import bundled_models
 
 Mask = np.ndarray[Any, Any]
 
@@ -33,14 +34,14 @@ def photo() -> Image.Image:
 
 @pytest.fixture(scope="module")
 def face(photo: Image.Image) -> Face:
-    faces = analyze_faces(photo)
+    faces = analyze_faces(bundled_models(), photo)
     assert len(faces) == 1
     return faces[0]
 
 
 @pytest.fixture(scope="module")
 def hair(photo: Image.Image, face: Face) -> Mask:
-    return hair_mask(photo, face)
+    return hair_mask(bundled_models(), photo, face)
 
 
 def _rows_cols(mask: Mask) -> tuple[Mask, Mask]:
@@ -129,7 +130,7 @@ def test_head_frame_turns_with_the_head(face: Face) -> None:
 
 @pytest.fixture(scope="module")
 def pose(photo: Image.Image) -> PoseResult:
-    found = extract_pose(photo)
+    found = extract_pose(bundled_models(), photo)
     assert found is not None
     return found
 
@@ -138,7 +139,7 @@ def test_clothes_lie_below_the_chin_between_the_shoulders(
     photo: Image.Image, face: Face, pose: PoseResult
 ) -> None:
     assert shoulders_visible(pose)
-    mask = clothes_mask(photo, pose, face)
+    mask = clothes_mask(bundled_models(), photo, pose, face)
     ys, xs = _rows_cols(mask)
     assert 0.15 < coverage(mask) < 0.5
     chin = face.landmarks[152, 1]
@@ -152,11 +153,11 @@ def test_clothes_lie_below_the_chin_between_the_shoulders(
     cx, cy = round((lo + hi) / 2), round((left.y + right.y) / 2 + span / 3)
     assert np.mean(mask[cy - 5 : cy + 5, cx - 5 : cx + 5] > 0) > 0.9
     # Without the face, the pose alone still bounds the clothes.
-    headless = clothes_mask(photo, pose, None)
+    headless = clothes_mask(bundled_models(), photo, pose, None)
     assert coverage(headless) > 0.15 and _rows_cols(headless)[0].mean() > chin
 
 
 def test_no_shoulders_when_they_are_off_the_picture(photo: Image.Image) -> None:
     head = photo.crop((130, 0, 330, 200))  # head only, cut above the shoulders
-    found = extract_pose(head)
+    found = extract_pose(bundled_models(), head)
     assert found is None or not shoulders_visible(found)

@@ -102,7 +102,7 @@ def analyze_face(
 ) -> FaceAnalysisOut:
     row = services.media.get(account_id=account.id, media_id=body.image)
     img = open_image(services.media.read_bytes(row))
-    faces = analyze_faces(img)
+    faces = analyze_faces(services.models, img)
     return FaceAnalysisOut(
         image=row.id,
         width=img.width,

@@ -48,6 +48,7 @@ class ModelOut(BaseModel):
                     "created": 1735689600,
                     "owned_by": "stabilityai",
                     "family": "sd-turbo",
+                    "kind": "diffusers",
                     "tasks": ["text_to_image", "image_to_image"],
                     "default_for": ["text_to_image", "image_to_image"],
                     "available": True,
@@ -65,6 +66,10 @@ class ModelOut(BaseModel):
     created: int = Field(description="Unix time its files landed on this machine; 0 if absent")
     owned_by: str = Field(description="the Hub organisation of its source, or 'local'")
     family: str
+    kind: str = Field(
+        description="diffusers | onnx (weights pulled into the models directory) | mediapipe "
+        "| nudenet | ncnn (weights shipped in an installed pip package)"
+    )
     tasks: list[str]
     default_for: list[str] = Field(description="tasks that use this model when none is named")
     available: bool = Field(description="its weights are on this machine")
@@ -107,6 +112,7 @@ def model_out(
         created=created_at(profile, models, available),
         owned_by=owned_by(profile),
         family=profile.family,
+        kind=profile.kind,
         tasks=list(profile.tasks),
         default_for=[task for task, model_id in defaults.items() if model_id == profile.id],
         available=available,
