@@ -67,7 +67,7 @@ class RunContext(Protocol):
     seed: int
     device: str
     threads: int
-    models: ModelProvider  # diffusion models (generation pipelines)
+    models: ModelProvider  # every model: diffusion, ONNX, MediaPipe, NudeNet, Real-ESRGAN
     catalog: CatalogView  # style presets and LoRA templates
 
     def progress(self, step: int, total: int, preview: Image.Image | None = None) -> None:
