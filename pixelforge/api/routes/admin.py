@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from pixelforge.accounts.ledger import MAX_GRANT
 from pixelforge.api.routes.me import KeyOut, NewKeyIn, NewKeyOut, key_out
-from pixelforge.api.schemas import AccountRef, KeyId
+from pixelforge.api.schemas import AccountRef, ErrorOut, KeyId
 from pixelforge.web.deps import AdminAccount, ServicesDep
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -145,6 +145,12 @@ def list_keys(account_id: AccountRef, _: AdminAccount, services: ServicesDep) ->
     return [key_out(k) for k in services.accounts.list_keys(acc.id)]
 
 
-@router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke any key")
+@router.delete(
+    "/keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke any key",
+    description="An admin account's last active key cannot be revoked (409).",
+    responses={409: {"model": ErrorOut}},
+)
 def revoke_key(key_id: KeyId, _: AdminAccount, services: ServicesDep) -> None:
     services.accounts.revoke_key(key_id=key_id)
