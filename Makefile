@@ -23,6 +23,7 @@ check: $(STAMP)
 	$(BIN)/ruff format --check pixelforge tests $(wildcard bench)
 	$(BIN)/ruff check pixelforge tests $(wildcard bench)
 	$(BIN)/mypy pixelforge
+	$(BIN)/lint-imports --no-cache
 
 test: check
 	$(BIN)/pytest

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pixelforge.accounts.ratelimit import RateLimiter, create_rate_limiter
 from pixelforge.accounts.service import AccountService
 from pixelforge.accounts.tokens import derive_key
-from pixelforge.catalog.filters import FilterService
 from pixelforge.catalog.service import CatalogService
 from pixelforge.jobs.events import EventBus, InProcessBus
 from pixelforge.jobs.pool import WorkerPool
@@ -42,6 +42,9 @@ def load_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+_T = TypeVar("_T")
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -53,12 +56,21 @@ class Services:
     limiter: RateLimiter
     registry: PipelineRegistry
     catalog: CatalogService
-    filters: FilterService  # Eventstation's filters (admin-managed catalog entries)
     models: ModelManager
     runner: Runner
     pool: WorkerPool
     rate_per_key: tuple[int, float]
     rate_per_ip: tuple[int, float]
+    # What a mounted dialect keeps for itself (its options, its own services), by dialect
+    # name; set in its on_startup, read back typed with `extension`.
+    extensions: dict[str, object] = field(default_factory=dict)
+
+    def extension(self, name: str, kind: type[_T]) -> _T:
+        """The state `name` set at startup, checked to be a `kind`."""
+        value = self.extensions.get(name)
+        if not isinstance(value, kind):
+            raise RuntimeError(f"{name!r} has no {kind.__name__} here: is it enabled and started?")
+        return value
 
     def start(self) -> None:
         self.bus.start()
@@ -80,8 +92,6 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
     registry = registry or default_registry()
     catalog = CatalogService(db)
     catalog.seed()
-    filters = FilterService(db)
-    filters.seed()
     bus: EventBus = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     media = MediaService(
         db=db,
@@ -156,7 +166,6 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         limiter=create_rate_limiter(settings.redis_url),
         registry=registry,
         catalog=catalog,
-        filters=filters,
         models=models,
         runner=runner,
         pool=pool,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -91,14 +91,9 @@ class Settings(BaseSettings):
     dialects: list[str] = Field(
         default_factory=lambda: ["aiart", "eventstation", "perfect", "aliveai", "openai"]
     )
-    aiart_require_key: bool = False  # False: anonymous use, charged to the account below
-    aiart_anonymous_email: str = "anonymous@aiart.invalid"
-    aiart_anonymous_credits: int = 1000  # granted once when that account is created
-    perfect_private_key_path: Path | None = None  # default: data_dir/perfect_rsa.pem
-    perfect_token_ttl_s: int = 2 * 3600
-    perfect_timestamp_skew_s: float = 300.0  # id_token timestamps older/newer are refused
-    perfect_poll_timeout_s: float = 10.0  # a task not polled for this long is abandoned
-    aliveai_max_blocking_s: float = 40.0
+    # Each dialect's own options, validated by its settings class (pixelforge/dialects/<name>/
+    # settings.py); its PIXELFORGE_<NAME>_* environment variables apply under these.
+    dialect_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("rate_limit_per_key", "rate_limit_per_ip")
     @classmethod

@@ -11,7 +11,6 @@ from pixelforge.api.routes import (
     auth,
     catalog,
     events,
-    filters,
     jobs,
     me,
     media,
@@ -42,7 +41,6 @@ def include_routes(app: FastAPI) -> None:
         models,
         analyze,
         events,
-        filters,
     ):
         app.include_router(module.router)
 

@@ -25,15 +25,6 @@ AccountRef = Annotated[
 ]
 
 
-class ErrorBody(BaseModel):
-    code: str = Field(examples=["invalid_parameter"])
-    message: str = Field(examples=["params.scale: Input should be 1, 2 or 4"])
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
-
-
 class MediaOut(BaseModel):
     id: str = Field(examples=["med_3q2xJ0cQ9h1b7m0PZrUo8A"])
     object: str = "media"

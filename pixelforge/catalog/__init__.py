@@ -1,1 +1,1 @@
-"""The catalog users pick from: style presets, style groups, LoRA templates, filters."""
+"""The catalog users pick from: style presets, style groups, LoRA templates."""

@@ -1,26 +1,34 @@
 """Dialects: foreign APIs (the seeds' and OpenAI's) translated into core jobs and back.
 
-Each dialect is a module here with:
-- `NAME`, `PREFIX`: its settings name and the path prefix its routes live under;
-- `router`: a FastAPI `APIRouter` with its routes (full paths, prefix included);
-- `format_error(err) -> Response`: its error shape, used for every error under `PREFIX`;
-- optionally `on_startup(services)`: one-time preparation (keys, accounts) at app start.
+Each dialect is a package here with the same file roles:
+- `__init__.py`: the mount contract: `NAME`, `PREFIX` (its settings name and the path prefix
+  its routes live under), `router` (a FastAPI `APIRouter` with its routes, full paths),
+  `format_error(err) -> Response` (its error shape, used for every error under `PREFIX`) and
+  optionally `on_startup(services)` (one-time preparation: options, keys, accounts);
+- `routes.py` (or `routes_*.py`), `schemas.py` (request/response models and examples),
+  `translate.py` (request -> core job params, job/result -> response), `errors.py` (its error
+  shape and code mapping), `settings.py` when it has options; plus its own modules.
 
 A dialect holds no business logic: credits, idempotency, limits, storage and running are the
-core's (`pixelforge.dialects.common` is the door to them).
+core's (`pixelforge.dialects.common` is the door to them). What it keeps for itself lives in
+`Services.extensions[NAME]`, set by its on_startup.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import TypeVar
 
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings
 
 from pixelforge.services import Services
+from pixelforge.settings import Settings
 from pixelforge.web.errors import register_error_format
 
 KNOWN = ("aiart", "eventstation", "perfect", "aliveai", "openai")
+_S = TypeVar("_S", bound=BaseSettings)
 
 
 def enabled(names: list[str]) -> list[ModuleType]:
@@ -40,7 +48,15 @@ def mount(app: FastAPI, names: list[str]) -> list[ModuleType]:
 
 
 def start(modules: list[ModuleType], services: Services) -> None:
+    unknown = sorted(set(services.settings.dialect_options) - set(KNOWN))
+    if unknown:
+        raise ValueError(f"dialect_options for unknown dialects {unknown}")
     for module in modules:
         hook = getattr(module, "on_startup", None)
         if hook is not None:
             hook(services)
+
+
+def load_options(settings: Settings, name: str, kind: type[_S]) -> _S:
+    """A dialect's options: `settings.dialect_options[name]` over its environment variables."""
+    return kind(**settings.dialect_options.get(name, {}))

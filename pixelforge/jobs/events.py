@@ -9,10 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pixelforge.clock import now
-from pixelforge.jobs.status import TERMINAL_STATUSES, EventType
-
-# Kept for readers that test a stored status: `job.status in TERMINAL`.
-TERMINAL = TERMINAL_STATUSES
+from pixelforge.jobs.status import EventType
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -27,6 +28,17 @@ _HTTP_CODES = {
 
 
 ErrorFormat = Callable[[PixelForgeError], Response]
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["invalid_parameter"])
+    message: str = Field(examples=["params.scale: Input should be 1, 2 or 4"])
+
+
+class ErrorOut(BaseModel):
+    """The native error shape, for the OpenAPI document."""
+
+    error: ErrorBody
 
 
 def error_response(err: PixelForgeError) -> JSONResponse:

@@ -38,7 +38,7 @@ def srv(tiny: TinyModels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         tmp_path_factory.mktemp("doors-data"),
         models_path=root,
         worker_threads=1,
-        aiart_require_key=True,
+        dialect_options={"aiart": {"require_key": True}},
     )
     with LiveServer(settings) as server:
         yield server
@@ -63,7 +63,7 @@ def test_each_door_charges_each_request_once(srv: LiveServer) -> None:
         assert a.json()["id"] == b.json()["id"] and b.headers["Idempotent-Replayed"] == "true"
         job_ids.add(a.json()["id"])
 
-        # AiArt (with a key, as aiart_require_key asks): Idempotency-Key header.
+        # AiArt (with a key, as the aiart option require_key asks): Idempotency-Key header.
         gen = {"video_description": "a lighthouse", "aspect_ratio": "1:1", "seed": 5}
         a, b = twice(
             lambda: c.post("/aiart/api/generate", json=gen, headers={"Idempotency-Key": "a1"})

@@ -16,7 +16,8 @@ from PIL import Image
 from skimage import data
 from sqlalchemy import select
 
-from pixelforge.dialects.aiart import STYLE_PRESETS
+from pixelforge.dialects.aiart.settings import options_of
+from pixelforge.dialects.aiart.translate import STYLE_PRESETS
 from pixelforge.models.base import IMAGE_TO_IMAGE, IMAGE_TO_VIDEO, TEXT_TO_IMAGE
 from pixelforge.models.catalog import Catalog
 from pixelforge.store.tables import Job, LedgerEntry
@@ -64,7 +65,7 @@ def base(srv: LiveServer) -> str:
 
 
 def anonymous_id(srv: LiveServer) -> str:
-    return srv.services.accounts.find(srv.settings.aiart_anonymous_email).id
+    return srv.services.accounts.find(options_of(srv.services).anonymous_email).id
 
 
 def available(srv: LiveServer, account_id: str) -> tuple[int, int]:
@@ -456,8 +457,7 @@ def test_require_key(models_dir: Path, tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path / "data",
         models_path=models_dir,
-        aiart_require_key=True,
-        aiart_anonymous_credits=5,
+        dialect_options={"aiart": {"require_key": True, "anonymous_credits": 5}},
     )
     with LiveServer(settings) as srv:
         anon = anonymous_id(srv)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from pixelforge.dialects.aliveai.settings import options_of
 from pixelforge.models.base import EDIT, IMAGE_TO_VIDEO, INPAINT, POSE_TRANSFER, TEXT_TO_IMAGE
 from pixelforge.models.catalog import Catalog
 from pixelforge.store.tables import Media
@@ -170,7 +171,7 @@ def test_blocking_header_answers_the_finished_prompt_within_the_bound(srv: LiveS
     body = {**CREATE_PROMPT, "detailLevel": "HIGH", "aspectRatio": "LANDSCAPE", "cfg": 3}
     start = time.monotonic()
     out = user.create("/prompts", body, blocking=True)
-    assert time.monotonic() - start < srv.settings.aliveai_max_blocking_s
+    assert time.monotonic() - start < options_of(srv.services).max_blocking_s
     container = out["promptContainer"]
     assert container["status"] == "COMPLETED" and container["progress"] == 100
     [media] = container["medias"]

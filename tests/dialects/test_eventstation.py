@@ -302,6 +302,14 @@ def test_admin_filter_crud_and_reseed(tmp_path: Path) -> None:
         assert again.status_code == 201 and again.json()["id"] == 3
 
 
+def test_admin_filter_routes_come_with_the_dialect(tmp_path: Path) -> None:
+    # The filters are Eventstation's own concept: without the dialect, no admin routes for them.
+    settings = make_settings(tmp_path / "data", dialects=["openai"])
+    with LiveServer(settings) as srv, srv.client(admin_key(srv)) as admin:
+        assert admin.get("/v1/admin/filters").status_code == 404
+        assert "eventstation" not in srv.services.extensions
+
+
 # -- generation with the tiny models, photo tools on real photos --------------------------------
 
 

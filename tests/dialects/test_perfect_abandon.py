@@ -23,7 +23,10 @@ from tests.store.conftest import _drop_everything
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def srv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    overrides: dict[str, Any] = {"perfect_poll_timeout_s": 3.0, "workers": 1}
+    overrides: dict[str, Any] = {
+        "dialect_options": {"perfect": {"poll_timeout_s": 3.0}},
+        "workers": 1,
+    }
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_url")
         _drop_everything(url)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.api.schemas import ErrorOut
 from pixelforge.safety.images import open_image
 from pixelforge.vision.face import FaceRequirements, analyze_faces, angle_problem
 from pixelforge.web.deps import CurrentAccount, ServicesDep
+from pixelforge.web.errors import ErrorOut
 
 router = APIRouter(prefix="/v1/analyze", tags=["analyze"])
 

@@ -11,7 +11,8 @@ from starlette.types import Message
 
 from pixelforge.errors import PixelForgeError
 from pixelforge.jobs import lifecycle
-from pixelforge.jobs.events import TERMINAL, Event, Subscription
+from pixelforge.jobs.events import Event, Subscription
+from pixelforge.jobs.status import TERMINAL_STATUSES
 from pixelforge.services import Services
 from pixelforge.store.tables import Account, Job
 from pixelforge.web.deps import authenticate, get_services
@@ -79,7 +80,7 @@ async def job_events(ws: WebSocket, job_id: str) -> None:
         snap = await run_in_threadpool(_snapshot, services, job)
         await ws.send_json(snap.public())
         last_status = job.status
-        while last_status not in TERMINAL:
+        while last_status not in TERMINAL_STATUSES:
             ev = await listener.next(1.0)
             if ev is not None:
                 await ws.send_json(ev.public())
@@ -89,7 +90,7 @@ async def job_events(ws: WebSocket, job_id: str) -> None:
             # Quiet for a second: the row is the truth (a worker in another process
             # publishes on its own bus), so check whether the job ended meanwhile.
             job = await run_in_threadpool(services.jobs.get, account_id=account.id, job_id=job_id)
-            if job.status != last_status and job.status in TERMINAL:
+            if job.status != last_status and job.status in TERMINAL_STATUSES:
                 await ws.send_json((await run_in_threadpool(_snapshot, services, job)).public())
             last_status = job.status
         await ws.close()

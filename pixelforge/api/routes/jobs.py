@@ -10,12 +10,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from pixelforge.api.schemas import ErrorOut, JobId, JobList, JobOut, job_out
+from pixelforge.api.schemas import JobId, JobList, JobOut, job_out
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.service import meta_json
 from pixelforge.jobs.status import JobStatus
 from pixelforge.jobs.waiting import wait_for_end
 from pixelforge.web.deps import CurrentAccount, ServicesDep
+from pixelforge.web.errors import ErrorOut
 from pixelforge.web.urls import base_url
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

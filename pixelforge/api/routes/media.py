@@ -10,10 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
-from pixelforge.api.schemas import ErrorOut, MediaId, MediaOut, media_out
+from pixelforge.api.schemas import MediaId, MediaOut, media_out
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.media.service import decode_base64
 from pixelforge.web.deps import CurrentAccount, ServicesDep
+from pixelforge.web.errors import ErrorOut
 from pixelforge.web.urls import base_url
 
 router = APIRouter(prefix="/v1/media", tags=["media"])

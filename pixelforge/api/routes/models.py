@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
-from pixelforge.api.schemas import ErrorOut
 from pixelforge.errors import not_found
 from pixelforge.models.base import ModelProfile
 from pixelforge.models.download import is_local_source, model_path
 from pixelforge.models.manager import ModelManager
 from pixelforge.web.deps import CurrentAccount
+from pixelforge.web.errors import ErrorOut
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pixelforge.dialects.aliveai_store import REQUEST_KEYS
+from pixelforge.dialects.aliveai.store import REQUEST_KEYS
 
 PROMPT_ID = "job_a8Zr0cK1d2Q9xw3mP0vUoQ"
 MEDIA_ID = "med_3q2xJ0cQ9h1b7m0PZrUo8A"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pixelforge.dialects import aliveai_schemas as sc
-from pixelforge.dialects.aliveai_errors import not_available
+from pixelforge.dialects.aliveai import schemas as sc
+from pixelforge.dialects.aliveai.errors import not_available
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.services import Services
 

@@ -1,4 +1,4 @@
-"""Filters: curated (integer ids) and custom (UUID) recipes of a pipeline, a prompt, params."""
+"""Eventstation's filters: curated (integer ids) and custom (UUID) pipeline + prompt recipes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pixelforge.clock import now
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found
+from pixelforge.services import Services
 from pixelforge.store.db import Database
 from pixelforge.store.tables import FilterRow
 
@@ -124,7 +125,9 @@ class FilterService:
 
     def seed(self) -> int:
         """Insert the shipped filters that were never there; edits and deletions are kept."""
-        raw = (resources.files("pixelforge.catalog") / "data" / "filters.json").read_text()
+        raw = (
+            resources.files("pixelforge.dialects.eventstation") / "data" / "filters.json"
+        ).read_text()
         data = json.loads(raw)
         words = data.get("gender_words")
         added = 0
@@ -230,3 +233,8 @@ class FilterService:
             if row is None or row.deleted_at is not None:
                 raise not_found(f"filter {filter_id}")
             row.deleted_at = now()
+
+
+def filters_of(services: Services) -> FilterService:
+    """The dialect's filters, set up by its on_startup."""
+    return services.extension("eventstation", FilterService)

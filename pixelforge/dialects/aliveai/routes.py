@@ -1,7 +1,7 @@
-"""The AliveAI dialect under /aliveai: members, upload, prompts, websockets, catalog listings.
+"""AliveAI's routes under /aliveai: members, upload, catalog listings; with prompts and websockets.
 
-Prompts and their websockets live in `aliveai_prompts` and `aliveai_ws`; the mapping of each
-endpoint onto the core is in docs/dialects/aliveai.md.
+Prompts and their websockets live in `routes_prompts` and `ws`; the mapping of each endpoint
+onto the core is in docs/dialects/aliveai.md.
 """
 
 from __future__ import annotations
@@ -13,24 +13,23 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from pixelforge.api.deps import CurrentAccount, ServicesDep, credential
 from pixelforge.catalog.types import LoraTemplate
-from pixelforge.dialects import aliveai_examples as ex
-from pixelforge.dialects import aliveai_prompts, aliveai_ws
-from pixelforge.dialects import aliveai_schemas as sc
-from pixelforge.dialects import aliveai_store as store
-from pixelforge.dialects.aliveai_errors import format_error
+from pixelforge.dialects.aliveai import examples as ex
+from pixelforge.dialects.aliveai import routes_prompts, store, ws
+from pixelforge.dialects.aliveai import schemas as sc
+from pixelforge.dialects.aliveai.errors import format_error
 from pixelforge.dialects.common import ingest_image
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found, too_large
+from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
 from pixelforge.store.tables import LoraTemplateRow
+from pixelforge.web.deps import CurrentAccount, ServicesDep, credential
 
-NAME = "aliveai"
 PREFIX = "/aliveai"
 router = APIRouter()
 _api = APIRouter(prefix=PREFIX, tags=["aliveai"])
 
-__all__ = ["NAME", "PREFIX", "format_error", "router"]
+__all__ = ["PREFIX", "format_error", "router"]
 
 # AliveAI template type -> core LoRA type (None: no such templates here).
 _LORA_TYPES = {
@@ -250,7 +249,11 @@ def _custom_clothes(services: Services, account_id: str, clothes_id: str) -> sto
         prompt = store.find(services, account_id, clothes_id)
     except PixelForgeError:
         prompt = None
-    if prompt is None or prompt.prompt_type != "CREATE_CLOTHES" or prompt.job.status != "succeeded":
+    if (
+        prompt is None
+        or prompt.prompt_type != "CREATE_CLOTHES"
+        or prompt.job.status != JobStatus.SUCCEEDED
+    ):
         raise not_found(f"clothes {clothes_id!r}")
     return prompt
 
@@ -264,7 +267,7 @@ def get_custom_clothes(
     request: Request, account: CurrentAccount, services: ServicesDep
 ) -> list[dict[str, Any]]:
     prompts, _ = store.listing(
-        services, account.id, statuses=("succeeded",), types=["CREATE_CLOTHES"]
+        services, account.id, statuses=(JobStatus.SUCCEEDED,), types=["CREATE_CLOTHES"]
     )
     return [_clothes(services, request, p) for p in prompts]
 
@@ -297,5 +300,5 @@ async def delete_custom_clothes(
 
 
 router.include_router(_api)
-router.include_router(aliveai_prompts.router)
-router.include_router(aliveai_ws.router)
+router.include_router(routes_prompts.router)
+router.include_router(ws.router)

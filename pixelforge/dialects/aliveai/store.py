@@ -18,9 +18,10 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from pixelforge.clock import now
-from pixelforge.dialects.aliveai_errors import error_type
+from pixelforge.dialects.aliveai.errors import error_type
 from pixelforge.dialects.common import media_url
 from pixelforge.errors import PixelForgeError, not_found
+from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
 from pixelforge.store.tables import Job, Media
 
@@ -54,13 +55,13 @@ REQUEST_KEYS = {
     "CREATE_CLOTHES": "createClothesImageRequest",
 }
 _STATUS = {
-    "queued": "PENDING",
-    "running": "PROCESSING",
-    "succeeded": "COMPLETED",
-    "failed": "FAILED",
-    "canceled": "CANCELED",
+    JobStatus.QUEUED: "PENDING",
+    JobStatus.RUNNING: "PROCESSING",
+    JobStatus.SUCCEEDED: "COMPLETED",
+    JobStatus.FAILED: "FAILED",
+    JobStatus.CANCELED: "CANCELED",
 }
-PENDING = ("queued", "running")
+PENDING = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -164,16 +165,16 @@ def container(services: Services, conn: HTTPConnection, prompt: Prompt) -> dict[
     out: dict[str, Any] = {"promptId": job.id}
     for key in REQUEST_KEYS.values():
         out[key] = request if REQUEST_KEYS.get(ptype) == key else None
-    outputs = services.jobs.outputs(job.id) if job.status == "succeeded" else []
+    outputs = services.jobs.outputs(job.id) if job.status == JobStatus.SUCCEEDED else []
     out["isFavorite"] = False
     out["medias"] = [media_view(services, conn, m) for m in outputs]
     out.update(
         promptType=ptype,
-        status=_STATUS.get(job.status, job.status.upper()),
+        status=_STATUS[JobStatus(job.status)],
         progress=percent(job.progress),
         queuePosition=services.jobs.position(job),
-        isComplete=job.status == "succeeded",
-        isError=job.status in ("failed", "canceled"),
+        isComplete=job.status == JobStatus.SUCCEEDED,
+        isError=job.status in (JobStatus.FAILED, JobStatus.CANCELED),
         errorType=error_type(job.error_code) if job.error_code else None,
         message=job.error_message,
         created=iso(job.created_at),
@@ -186,7 +187,7 @@ def queue_item(prompt: Prompt, positions: dict[str, int]) -> dict[str, Any]:
     return {
         "promptId": job.id,
         "promptType": prompt.prompt_type,
-        "status": _STATUS.get(job.status, job.status.upper()),
+        "status": _STATUS[JobStatus(job.status)],
         "queuePosition": positions.get(job.id),
         "progress": percent(job.progress),
         "created": iso(job.created_at),

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pixelforge.dialects.perfect_auth import PerfectError
+from pixelforge.dialects.perfect.errors import PerfectError
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.services import Services
 
@@ -174,10 +174,6 @@ def pipeline_of(services: Services, feature: Feature) -> str:
     if feature.pipeline is None or any(p not in names for p in feature.all_pipelines()):
         raise unavailable(feature)
     return feature.pipeline
-
-
-def invalid(message: str) -> PixelForgeError:
-    return PixelForgeError(ErrorCode.invalid_parameter, message)
 
 
 def envelope(result: dict[str, Any]) -> dict[str, Any]:

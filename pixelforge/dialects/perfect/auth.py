@@ -25,27 +25,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from pixelforge.clock import now
-from pixelforge.errors import ErrorCode, PixelForgeError
-from pixelforge.settings import Settings
+from pixelforge.dialects.perfect.errors import PerfectError
+from pixelforge.dialects.perfect.settings import PerfectSettings, key_path
+from pixelforge.errors import ErrorCode
 
 KEY_BITS = 2048  # room for an API key in the id_token under either padding
 _PLAINTEXT_RE = re.compile(r"^client_id=([\x21-\x7e]{1,200})&timestamp=(\d{10,16})$")
 
 
-class PerfectError(PixelForgeError):
-    """An error with Perfect's own `error_code` (a name outside PixelForge's enum)."""
-
-    def __init__(self, code: ErrorCode, message: str, *, perfect_code: str, status: int) -> None:
-        super().__init__(code, message, status=status)
-        self.perfect_code = perfect_code
-
-
 def id_token_error(message: str) -> PerfectError:
     return PerfectError(ErrorCode.unauthorized, message, perfect_code="InvalidIdToken", status=401)
-
-
-def key_path(settings: Settings) -> Path:
-    return settings.perfect_private_key_path or settings.data_dir / "perfect_rsa.pem"
 
 
 def ensure_key(path: Path) -> None:
@@ -89,8 +78,8 @@ def _load(path: str, _mtime_ns: int) -> ServerKey:
     return ServerKey(private=key, client_secret=base64.b64encode(der).decode())
 
 
-def server_key(settings: Settings) -> ServerKey:
-    path = key_path(settings)
+def server_key(options: PerfectSettings) -> ServerKey:
+    path = key_path(options)
     if not path.exists():
         ensure_key(path)
     return _load(str(path), path.stat().st_mtime_ns)
@@ -110,9 +99,9 @@ def _decrypt(key: rsa.RSAPrivateKey, blob: bytes) -> bytes:
         raise id_token_error("id_token could not be decrypted with this server's key") from None
 
 
-def read_id_token(settings: Settings, *, client_id: str, id_token: str) -> None:
+def read_id_token(options: PerfectSettings, *, client_id: str, id_token: str) -> None:
     """Check an id_token against the client_id it was sent with; 401 InvalidIdToken if not."""
-    key = server_key(settings)
+    key = server_key(options)
     try:
         blob = base64.b64decode("".join(id_token.split()), validate=True)
     except (binascii.Error, ValueError):
@@ -134,9 +123,9 @@ def read_id_token(settings: Settings, *, client_id: str, id_token: str) -> None:
     if not secrets.compare_digest(m.group(1).encode(), client_id.encode()):
         raise id_token_error("id_token was made for a different client_id")
     skew_s = abs(now() - int(m.group(2)) / 1000)
-    if skew_s > settings.perfect_timestamp_skew_s:
+    if skew_s > options.timestamp_skew_s:
         raise id_token_error(
             f"id_token timestamp is {skew_s:.0f} s away from the server's clock (at most "
-            f"{settings.perfect_timestamp_skew_s:g} s allowed); make a new one with the "
+            f"{options.timestamp_skew_s:g} s allowed); make a new one with the "
             "current time in milliseconds"
         )

@@ -10,17 +10,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.types import Message
 
-from pixelforge.api.deps import authenticate, get_services
-from pixelforge.dialects import aliveai_store as store
-from pixelforge.dialects.aliveai_errors import error_body, error_type
+from pixelforge.dialects.aliveai import store
+from pixelforge.dialects.aliveai.errors import error_body, error_type
 from pixelforge.errors import PixelForgeError, not_found
 from pixelforge.jobs import lifecycle
-from pixelforge.jobs.events import TERMINAL, Event, Subscription
+from pixelforge.jobs.events import Event, Subscription
+from pixelforge.jobs.status import TERMINAL_EVENTS, EventType
 from pixelforge.services import Services
 from pixelforge.store.tables import Account
+from pixelforge.web.deps import authenticate, get_services
 
 router = APIRouter(prefix="/aliveai", tags=["aliveai"])
-_QUEUE_EVENTS = frozenset({"queued", "started", *TERMINAL})
+_QUEUE_EVENTS = frozenset({EventType.QUEUED, EventType.STARTED, *TERMINAL_EVENTS})
 
 
 async def _deny(ws: WebSocket, err: PixelForgeError) -> None:
@@ -58,11 +59,11 @@ def prompt_event(
     ev: Event, container: dict[str, Any] | None, *, is_system: bool = False
 ) -> dict[str, Any]:
     """The seed's prompt event: promptId, progress (0-100), isComplete, promptContainer, ..."""
-    failed = ev.type in ("failed", "canceled")
+    failed = ev.type in (EventType.FAILED, EventType.CANCELED)
     out: dict[str, Any] = {
         "promptId": ev.job_id,
-        "progress": 100 if ev.type == "succeeded" else store.percent(ev.progress),
-        "isComplete": ev.type == "succeeded",
+        "progress": 100 if ev.type == EventType.SUCCEEDED else store.percent(ev.progress),
+        "isComplete": ev.type == EventType.SUCCEEDED,
         "promptContainer": container,
         "isError": failed,
         "isSystem": is_system,

@@ -16,22 +16,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.api.deps import ServicesDep
 from pixelforge.clock import now
 from pixelforge.dialects.common import base_url
-from pixelforge.dialects.perfect_auth import PerfectError
-from pixelforge.dialects.perfect_features import (
+from pixelforge.dialects.perfect.errors import PerfectError, invalid
+from pixelforge.dialects.perfect.features import (
     PREFIX,
     Feature,
     Params,
     envelope,
-    invalid,
     pipeline_of,
 )
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.ids import new_id
 from pixelforge.services import Services
 from pixelforge.store.tables import Account
+from pixelforge.web.deps import ServicesDep
 
 
 class FileIn(BaseModel):

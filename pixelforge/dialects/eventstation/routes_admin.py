@@ -1,4 +1,8 @@
-"""Filters (the Eventstation dialect's filter ids): listing and edits for administrators."""
+"""Eventstation's filters for administrators: list and edit them (`/v1/admin/filters`).
+
+Native routes (core error shape, an administrator's key); they exist only while the
+Eventstation dialect is enabled, as the filters are its own concept.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ from uuid import UUID
 from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field
 
-from pixelforge.api.schemas import ErrorOut
-from pixelforge.catalog.filters import Filter, FilterService, public_id
+from pixelforge.dialects.eventstation.filters import Filter, FilterService, filters_of, public_id
 from pixelforge.services import Services
 from pixelforge.web.deps import AdminAccount, ServicesDep
+from pixelforge.web.errors import ErrorOut
 
 router = APIRouter(prefix="/v1/admin/filters", tags=["catalog"])
 
@@ -107,17 +111,17 @@ def filter_out(entry: Filter) -> FilterOut:
 def _service(services: Services, fields: dict[str, Any]) -> FilterService:
     if fields.get("pipeline") is not None:
         services.registry.get(fields["pipeline"])  # 400 unknown_pipeline
-    return services.filters
+    return filters_of(services)
 
 
 @router.get("", response_model=FilterList, responses=_ERRORS, summary="All filters")
 def list_filters(_: AdminAccount, services: ServicesDep) -> FilterList:
-    return FilterList(data=[filter_out(f) for f in services.filters.all()])
+    return FilterList(data=[filter_out(f) for f in filters_of(services).all()])
 
 
 @router.get("/{filter_id}", response_model=FilterOut, responses=_ERRORS, summary="One filter")
 def get_filter(filter_id: FilterId, _: AdminAccount, services: ServicesDep) -> FilterOut:
-    return filter_out(services.filters.require(filter_id))
+    return filter_out(filters_of(services).require(filter_id))
 
 
 @router.post(
@@ -154,4 +158,4 @@ def update_filter(
     summary="Delete a filter (it stays deleted when the shipped filters are reseeded)",
 )
 def delete_filter(filter_id: FilterId, _: AdminAccount, services: ServicesDep) -> None:
-    services.filters.delete(filter_id)
+    filters_of(services).delete(filter_id)

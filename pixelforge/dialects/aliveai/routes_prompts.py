@@ -11,16 +11,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from pixelforge.api.deps import CurrentAccount, ServicesDep
-from pixelforge.dialects import aliveai_examples as ex
-from pixelforge.dialects import aliveai_schemas as sc
-from pixelforge.dialects import aliveai_store as store
-from pixelforge.dialects import aliveai_translate as tr
-from pixelforge.dialects.aliveai_errors import error_body, not_available
+from pixelforge.dialects.aliveai import examples as ex
+from pixelforge.dialects.aliveai import schemas as sc
+from pixelforge.dialects.aliveai import store
+from pixelforge.dialects.aliveai import translate as tr
+from pixelforge.dialects.aliveai.errors import error_body, not_available
+from pixelforge.dialects.aliveai.settings import options_of
 from pixelforge.dialects.common import job_error, submit, wait
 from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
 from pixelforge.store.tables import Account
+from pixelforge.web.deps import CurrentAccount, ServicesDep
 
 router = APIRouter(prefix="/aliveai", tags=["aliveai"])
 
@@ -69,8 +71,8 @@ class CreateCall:
         )
         job = submitted.job
         if self.blocking:
-            job = await wait(services, job, services.settings.aliveai_max_blocking_s)
-            if job.status in ("failed", "canceled"):
+            job = await wait(services, job, options_of(services).max_blocking_s)
+            if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
                 err = job_error(job, fallback="the generation failed")
                 return JSONResponse(error_body(err, promptId=job.id), status_code=err.status)
         prompt = await run_in_threadpool(store.find, services, account.id, job.id)
@@ -208,7 +210,7 @@ def get_prompts(
         raise PixelForgeError(
             ErrorCode.invalid_parameter, f"promptType: {', '.join(unknown)} is not a PromptType"
         )
-    done = ("succeeded",)
+    done = (JobStatus.SUCCEEDED,)
     if query:
         prompts, _ = store.listing(services, account.id, statuses=done, types=promptType)
         needle = query.lower()
