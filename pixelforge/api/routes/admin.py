@@ -7,8 +7,9 @@ from pydantic import BaseModel, Field
 
 from pixelforge.accounts.ledger import MAX_GRANT
 from pixelforge.api.routes.me import KeyOut, NewKeyIn, NewKeyOut, key_out
-from pixelforge.api.schemas import AccountRef, ErrorOut, KeyId
+from pixelforge.api.schemas import AccountRef, KeyId
 from pixelforge.web.deps import AdminAccount, ServicesDep
+from pixelforge.web.errors import ErrorOut
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 MAX_OFFSET = 2**31 - 1  # past any real table, and inside every database's integer range

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelforge.api.schemas import ErrorOut, KeyId
+from pixelforge.api.schemas import KeyId
 from pixelforge.store.tables import ApiKey
 from pixelforge.web.deps import CurrentAccount, ServicesDep
+from pixelforge.web.errors import ErrorOut
 
 router = APIRouter(prefix="/v1", tags=["account"])
 
