@@ -78,6 +78,7 @@ def serve(host: str, port: int, workers: int | None, data_dir: Path | None) -> N
 
     from pixelforge.app import create_app
     from pixelforge.services import build_services
+    from pixelforge.web.serving import uvicorn_config
 
     settings = _settings(data_dir, workers=workers)
     services = build_services(settings)
@@ -90,7 +91,8 @@ def serve(host: str, port: int, workers: int | None, data_dir: Path | None) -> N
     click.echo(f"  API docs: http://{host}:{port}/docs")
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactTokens())
-    uvicorn.run(create_app(settings, services=services), host=host, port=port, log_level="info")
+    app = create_app(settings, services=services)
+    uvicorn.Server(uvicorn_config(app, settings, host=host, port=port, log_level="info")).run()
 
 
 @main.command()

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     trust_forwarded_for: bool = False
 
+    # Slow clients (see README "Slow clients"); applied by `pixelforge serve`
+    header_timeout_s: float = Field(10.0, gt=0)  # request line + headers must arrive in this
+    body_timeout_s: float = Field(60.0, gt=0)  # the whole body must arrive in this
+    max_connections_per_client: int = Field(64, ge=0)  # open connections per address; 0 = any
+
     # Media
     signed_url_ttl_s: int = 2 * 3600
     upload_retention_s: int = 24 * 3600

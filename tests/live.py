@@ -16,6 +16,7 @@ from PIL import Image
 from pixelforge.app import create_app
 from pixelforge.services import Services
 from pixelforge.settings import Settings
+from pixelforge.web.serving import uvicorn_config
 
 
 def free_port() -> int:
@@ -37,8 +38,13 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio"
+        config = uvicorn_config(  # what `pixelforge serve` runs, slow-client guards included
+            self.app,
+            settings,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws="websockets-sansio",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -12,6 +12,10 @@ from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.store.tables import Account, LedgerEntry
 
 GRANT, HOLD, CAPTURE, VOID = "grant", "hold", "capture", "void"
+# Amounts are BIGINT and balances are sums of them: these bounds keep every sum far inside
+# 64 bits (SQLite raises "integer overflow" past it) while no real account comes near them.
+MAX_GRANT = 10**12
+MAX_GRANTED_TOTAL = 10**15
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,18 @@ def balance(session: Session, account_id: str) -> Balance:
 def grant(session: Session, *, account_id: str, amount: int, note: str = "") -> None:
     if amount <= 0:
         raise PixelForgeError(ErrorCode.invalid_parameter, "amount: must be a positive integer")
+    if amount > MAX_GRANT:
+        raise PixelForgeError(ErrorCode.invalid_parameter, f"amount: at most {MAX_GRANT:,}")
+    granted = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.account_id == account_id, LedgerEntry.kind == GRANT
+        )
+    )
+    if int(granted or 0) + amount > MAX_GRANTED_TOTAL:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"amount: the account's grants would exceed {MAX_GRANTED_TOTAL:,} credits in all",
+        )
     session.add(
         LedgerEntry(
             account_id=account_id,

@@ -8,7 +8,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -187,7 +187,28 @@ class AccountService:
             if row is None or (account_id is not None and row.account_id != account_id):
                 raise not_found(f"API key {key_id!r}")
             if row.revoked_at is None:
+                self._keep_admin_reachable(s, row)
                 row.revoked_at = now()
+
+    @staticmethod
+    def _keep_admin_reachable(s: Session, row: ApiKey) -> None:
+        """An admin account keeps one live key, password or not: the bootstrap admin has no
+        password and there is no password reset, so its last key is the way back in."""
+        # Locking the account row serialises two concurrent revokes of its last two keys.
+        owner = s.scalar(select(Account).where(Account.id == row.account_id).with_for_update())
+        if owner is None or not owner.is_admin:
+            return
+        live = s.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.account_id == owner.id, ApiKey.revoked_at.is_(None), ApiKey.id != row.id)
+        )
+        if not live:
+            raise PixelForgeError(
+                ErrorCode.conflict,
+                "this is the last active API key of an admin account; create another key "
+                "before revoking it",
+            )
 
     # -- authentication --------------------------------------------------------------------
     def authenticate_key(self, plaintext: str) -> tuple[Account, str]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import Path
 from pydantic import BaseModel, Field
 
+from pixelforge.jobs.service import MAX_META_DEPTH, json_depth
 from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
 from pixelforge.store.tables import Job, Media
+
+log = logging.getLogger("pixelforge.api")
 
 POLLING_INTERVAL_MS = 1000
 
@@ -97,6 +101,15 @@ def media_out(services: Services, row: Media, base: str) -> MediaOut:
     )
 
 
+def _stored_meta(job: Job) -> dict[str, Any] | None:
+    """The job's metadata, or None for a row stored before the depth limit existed: one
+    such row must not turn every listing of the account into a 500."""
+    if job.meta is not None and json_depth(job.meta) > MAX_META_DEPTH:
+        log.warning("job %s: metadata nested too deep to return; left out", job.id)
+        return None
+    return job.meta
+
+
 def job_out(
     services: Services, job: Job, base: str, *, positions: dict[str, int] | None = None
 ) -> JobOut:
@@ -122,7 +135,7 @@ def job_out(
         seed=job.seed,
         cost=job.cost,
         params=job.params,
-        metadata=job.meta,
+        metadata=_stored_meta(job),
         result=job.result,
         outputs=[media_out(services, m, base) for m in outputs],
         error=JobError(code=job.error_code, message=job.error_message or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Generic, TypeVar
@@ -32,14 +33,27 @@ def _page_size(page_size: int) -> int:
     return page_size
 
 
+_BAD_TOKEN = "starting_token: use next_token from the previous page"
+# Style and group ids are INTEGER columns: a longer token cannot come from next_token, and
+# past 64 bits the database driver fails (a 500 before this check).
+_INT_TOKEN = re.compile(r"[0-9]{1,10}")
+_LORA_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a template id (LoraIn.id)
+
+
 def _after(token: str | None) -> int:
     if token is None or token == "":
         return 0
-    if not token.isdigit():
-        raise PixelForgeError(
-            ErrorCode.invalid_parameter, "starting_token: use next_token from the previous page"
-        )
+    if not _INT_TOKEN.fullmatch(token) or int(token) > 2**31 - 1:
+        raise PixelForgeError(ErrorCode.invalid_parameter, _BAD_TOKEN)
     return int(token)
+
+
+def _after_lora(token: str | None) -> str | None:
+    if token is None or token == "":
+        return None
+    if not _LORA_TOKEN.fullmatch(token):
+        raise PixelForgeError(ErrorCode.invalid_parameter, _BAD_TOKEN)
+    return token
 
 
 class CatalogService:
@@ -146,8 +160,8 @@ class CatalogService:
         q = select(LoraTemplateRow)
         if type is not None:
             q = q.where(LoraTemplateRow.type == type)
-        if token:
-            q = q.where(LoraTemplateRow.id > token)
+        if (after := _after_lora(token)) is not None:
+            q = q.where(LoraTemplateRow.id > after)
         with self.db.read() as s:
             rows = list(s.scalars(q.order_by(LoraTemplateRow.id).limit(size + 1)))
         more = len(rows) > size

@@ -30,11 +30,36 @@ from pixelforge.store.tables import Job, Media
 MAX_SEED = 2**32 - 1
 # A job's metadata, as compact JSON: a bound on what a client can park in the jobs table.
 MAX_META_BYTES = 64 * 1024
+# Nesting bound: the response serializer gives up past ~255 levels, and no honest use needs 32.
+MAX_META_DEPTH = 32
 MetaPath = tuple[str, ...]
 
 
+def json_depth(value: object) -> int:
+    """How deeply objects and arrays nest in `value` (a scalar is 0), without recursing."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Collection[object] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def meta_json(meta: dict[str, Any], *, limit: int = MAX_META_BYTES) -> str:
-    """Job metadata as canonical JSON; 400 if it is not plain JSON or larger than `limit`."""
+    """Job metadata as canonical JSON; 400 if it is not plain JSON, nests deeper than
+    MAX_META_DEPTH or is larger than `limit`."""
+    if json_depth(meta) > MAX_META_DEPTH:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"metadata: nested more than {MAX_META_DEPTH} levels deep",
+        )
     try:
         text = json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError):

@@ -1,11 +1,15 @@
-"""ASGI middleware: request body size cap and per-client-IP rate limit."""
+"""ASGI middleware: request body size cap and read deadline, per-client-IP rate limit."""
 
 from __future__ import annotations
 
+import contextlib
+from typing import NoReturn
+
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixelforge.accounts.ratelimit import MemoryRateLimiter
-from pixelforge.errors import PixelForgeError, too_large
+from pixelforge.errors import ErrorCode, PixelForgeError, too_large
 from pixelforge.services import Services
 from pixelforge.web.deps import rate_limited
 from pixelforge.web.errors import render_error
@@ -19,8 +23,8 @@ async def _send_error(scope: Scope, receive: Receive, send: Send, err: PixelForg
     await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyRefused(Exception):
+    """Raised into the app's body read: the body is over the cap or late."""
 
 
 class LimitsMiddleware:
@@ -75,31 +79,66 @@ class LimitsMiddleware:
         limit = s.settings.max_upload_bytes
         # Base64 inflates by 4/3; leave room for multipart framing and other fields.
         max_body = limit * 4 // 3 + 64 * 1024
-        too_big = too_large("the request body", max_body)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > max_body:
-                await _send_error(scope, receive, send, too_big)
+                await _send_error(scope, receive, send, too_large("the request body", max_body))
                 return
-        seen = 0
-        started = False
+        body = _BodyGuard(receive, max_body=max_body, timeout_s=s.settings.body_timeout_s)
+        with contextlib.suppress(_BodyRefused):
+            await self.app(scope, body.receive, body.send_through(send))
+        if body.refusal is not None and not body.started:
+            await _send_error(scope, receive, send, body.refusal)
 
-        async def counted_receive() -> Message:
-            nonlocal seen
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > max_body:
-                    raise _BodyTooLarge()
-            return msg
 
-        async def tracking_send(msg: Message) -> None:
-            nonlocal started
+class _BodyGuard:
+    """Counts and times the request body as the app reads it. Past the cap or the deadline
+    the app's reads fail; whatever the app answers then (FastAPI turns any failure while it
+    parses a body into a 400) is dropped, and the middleware answers 413 or 408 instead."""
+
+    def __init__(self, receive: Receive, *, max_body: int, timeout_s: float) -> None:
+        self._receive = receive
+        self._max_body = max_body
+        self._timeout_s = timeout_s
+        self._deadline = anyio.current_time() + timeout_s
+        self._seen = 0
+        self._done = False
+        self.refusal: PixelForgeError | None = None
+        self.started = False
+
+    def _refuse(self, err: PixelForgeError) -> NoReturn:
+        self.refusal = self.refusal or err
+        raise _BodyRefused()
+
+    async def receive(self) -> Message:
+        if self.refusal is not None:
+            raise _BodyRefused()
+        if self._done:  # the body is in; later reads wait for a disconnect, untimed
+            return await self._receive()
+        try:
+            with anyio.fail_after(max(self._deadline - anyio.current_time(), 0)):
+                msg = await self._receive()
+        except TimeoutError:
+            self._refuse(
+                PixelForgeError(
+                    ErrorCode.timeout,
+                    f"the request body did not arrive within {self._timeout_s:g} s",
+                    status=408,
+                    headers={"Connection": "close"},
+                )
+            )
+        if msg["type"] == "http.request":
+            self._seen += len(msg.get("body", b""))
+            self._done = not msg.get("more_body", False)
+            if self._seen > self._max_body:
+                self._refuse(too_large("the request body", self._max_body))
+        return msg
+
+    def send_through(self, send: Send) -> Send:
+        async def guarded(msg: Message) -> None:
+            if self.refusal is not None and not self.started:
+                return  # the app's answer to a body it could not read; ours replaces it
             if msg["type"] == "http.response.start":
-                started = True
+                self.started = True
             await send(msg)
 
-        try:
-            await self.app(scope, counted_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _send_error(scope, receive, send, too_big)
+        return guarded

@@ -14,6 +14,7 @@ from skimage import data
 from sqlalchemy import func, select
 
 from pixelforge.api.routes.jobs import MAX_METADATA_BYTES
+from pixelforge.jobs.service import MAX_META_DEPTH
 from pixelforge.store.tables import Job
 from tests.conftest import make_settings
 from tests.live import LiveServer, png_bytes
@@ -111,3 +112,50 @@ def test_idempotency_covers_metadata(srv: LiveServer, user: tuple[httpx.Client, 
     r = c.post("/v1/jobs", json=_job(media, request_id="order-8", metadata={"late": 1}))
     assert r.status_code == 422 and r.json()["error"]["code"] == "idempotency_mismatch"
     assert _jobs(srv) == 2
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    meta: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        meta = {"k": meta}
+    return meta
+
+
+def test_metadata_depth_is_capped(srv: LiveServer) -> None:
+    """Metadata nested past MAX_META_DEPTH is refused before anything is stored or held (it
+    used to be accepted, then every response with it was a 500)."""
+    acc, key = srv.account(credits=20)
+    deep = _nested(300)
+    assert len(json.dumps(deep)) < MAX_METADATA_BYTES
+    with srv.client(key) as c:
+        media = srv.upload(c, png_bytes(Image.fromarray(data.astronaut()).resize((32, 32))))["id"]
+        ok = c.post("/v1/jobs", json=_job(media, metadata=_nested(MAX_META_DEPTH)))
+        assert ok.status_code == 202, ok.text
+        held = srv.services.accounts.balance(acc)
+        for depth in (MAX_META_DEPTH + 1, 300):
+            r = c.post("/v1/jobs", json=_job(media, metadata=_nested(depth)))
+            assert r.status_code == 400, r.text
+            err = r.json()["error"]
+            assert err["code"] == "invalid_parameter"
+            assert err["message"] == f"metadata: nested more than {MAX_META_DEPTH} levels deep"
+        assert _jobs(srv) == 1
+        assert srv.services.accounts.balance(acc) == held  # nothing more held or charged
+        listed = c.get("/v1/jobs")
+        assert listed.status_code == 200, listed.text
+        assert [j["id"] for j in listed.json()["data"]] == [ok.json()["id"]]
+
+
+def test_listing_survives_a_too_deep_stored_row(srv: LiveServer) -> None:
+    """A row stored before the depth limit existed is listed without its metadata, not a 500."""
+    _, key = srv.account(credits=20)
+    with srv.client(key) as c:
+        media = srv.upload(c, png_bytes(Image.fromarray(data.astronaut()).resize((32, 32))))["id"]
+        job = c.post("/v1/jobs", json=_job(media, metadata=META)).json()
+        with srv.services.db.write() as s:
+            row = s.get(Job, job["id"])
+            assert row is not None
+            row.meta = _nested(300)
+        for path in ("/v1/jobs", f"/v1/jobs/{job['id']}"):
+            r = c.get(path)
+            assert r.status_code == 200, (path, r.text)
+        assert c.get(f"/v1/jobs/{job['id']}").json()["metadata"] is None

@@ -5,17 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
+from pixelforge.accounts.ledger import MAX_GRANT
 from pixelforge.api.routes.me import KeyOut, NewKeyIn, NewKeyOut, key_out
 from pixelforge.api.schemas import AccountRef, KeyId
 from pixelforge.web.deps import AdminAccount, ServicesDep
+from pixelforge.web.errors import ErrorOut
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
+MAX_OFFSET = 2**31 - 1  # past any real table, and inside every database's integer range
 
 
 class AccountIn(BaseModel):
     email: str = Field(examples=["ada@example.com"])
     password: str | None = Field(None, min_length=8)
-    credits: int = Field(0, ge=0, examples=[100])
+    credits: int = Field(0, ge=0, le=MAX_GRANT, examples=[100])
     is_admin: bool = False
     block_explicit: bool = Field(False, description="refuse explicit outputs by default")
 
@@ -44,7 +47,7 @@ class NewAccountOut(AccountOut):
 
 
 class GrantIn(BaseModel):
-    amount: int = Field(gt=0, examples=[50])
+    amount: int = Field(gt=0, le=MAX_GRANT, examples=[50])
     note: str = Field("", max_length=200)
 
 
@@ -85,7 +88,7 @@ def list_accounts(
     _: AdminAccount,
     services: ServicesDep,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> list[AccountOut]:
     return [
         _account_out(services, a.id)
@@ -143,6 +146,12 @@ def list_keys(account_id: AccountRef, _: AdminAccount, services: ServicesDep) ->
     return [key_out(k) for k in services.accounts.list_keys(acc.id)]
 
 
-@router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke any key")
+@router.delete(
+    "/keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke any key",
+    description="An admin account's last active key cannot be revoked (409).",
+    responses={409: {"model": ErrorOut}},
+)
 def revoke_key(key_id: KeyId, _: AdminAccount, services: ServicesDep) -> None:
     services.accounts.revoke_key(key_id=key_id)

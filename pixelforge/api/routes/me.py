@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pixelforge.api.schemas import KeyId
 from pixelforge.store.tables import ApiKey
 from pixelforge.web.deps import CurrentAccount, ServicesDep
+from pixelforge.web.errors import ErrorOut
 
 router = APIRouter(prefix="/v1", tags=["account"])
 
@@ -110,7 +111,11 @@ def create_key(body: NewKeyIn, account: CurrentAccount, services: ServicesDep) -
 
 
 @router.delete(
-    "/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of my API keys"
+    "/keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke one of my API keys",
+    description="An admin account's last active key cannot be revoked (409).",
+    responses={409: {"model": ErrorOut}},
 )
 def revoke_key(key_id: KeyId, account: CurrentAccount, services: ServicesDep) -> None:
     services.accounts.revoke_key(key_id=key_id, account_id=account.id)
