@@ -95,22 +95,22 @@ class Runner:
         finally:
             self._track([claim], False)
 
-    def _context(self, claim: Claim) -> JobRunContext | None:
+    def _context(self, claim: Claim) -> tuple[JobRunContext, Job] | None:
+        """The job's RunContext (and row), once its start is announced; None if the attempt
+        no longer owns the job."""
         with self.db.read() as s:
             job = s.get(Job, claim.job_id)
         if job is None or job.attempt_token != claim.token:
             return None
         self.bus.publish(claim.event)
-        return JobRunContext(env=self, job=job, claim=claim, threads=self.threads)
+        return JobRunContext(env=self, job=job, claim=claim, threads=self.threads), job
 
     def _run_job(self, claim: Claim) -> str:
-        ctx = self._context(claim)
-        if ctx is None:
+        started = self._context(claim)
+        if started is None:
             return LOST
+        ctx, job = started
         try:
-            with self.db.read() as s:
-                job = s.get(Job, claim.job_id)
-            assert job is not None
             pipeline = self.registry.get(job.pipeline)
             params = pipeline.Params.model_validate(job.params)
             mates = self._claim_mates(pipeline, params)
@@ -145,12 +145,10 @@ class Runner:
         self._track(claims, True)
         mates = []
         for c in claims:
-            ctx = self._context(c)
-            if ctx is None:
+            started = self._context(c)
+            if started is None:
                 continue
-            with self.db.read() as s:
-                job = s.get(Job, c.job_id)
-            assert job is not None
+            ctx, job = started
             mates.append((c, ctx, pipeline.Params.model_validate(job.params)))
         return mates
 
