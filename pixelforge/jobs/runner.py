@@ -16,6 +16,7 @@ from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs import lifecycle
 from pixelforge.jobs.context import ExplicitCheck, Interrupted, JobRunContext
 from pixelforge.jobs.events import EventBus
+from pixelforge.jobs.faults import FaultPoints
 from pixelforge.jobs.lifecycle import Claim, Outcome
 from pixelforge.jobs.positions import PositionNotifier
 from pixelforge.jobs.queue import claim_batch_mates
@@ -50,6 +51,7 @@ class Runner:
         threads: int = 0,
         max_batch: int = 1,
         lease_s: float = 30.0,
+        faults: FaultPoints | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -61,6 +63,7 @@ class Runner:
         self.threads = threads or os.cpu_count() or 1
         self.max_batch = max_batch
         self.lease_s = lease_s
+        self.faults = faults or FaultPoints()
         self.positions = PositionNotifier(db, bus)
         self.stopping = threading.Event()
         # Job ids canceled through this process's API while running here (set.add and `in`
@@ -104,6 +107,7 @@ class Runner:
         return JobRunContext(env=self, job=job, claim=claim, threads=self.threads)
 
     def _run_job(self, claim: Claim) -> str:
+        self.faults.reached("claimed")
         ctx = self._context(claim)
         if ctx is None:
             return LOST
@@ -191,6 +195,11 @@ class Runner:
     def _end(self, ctx: JobRunContext, transition: Callable[[Session], Outcome]) -> str:
         with self.db.write() as s:
             outcome = transition(s)
+            succeeded = outcome.applied and outcome.status == JobStatus.SUCCEEDED
+            if succeeded:
+                self.faults.reached("capture")
+        if succeeded:
+            self.faults.reached("committed")
         if not (outcome.applied and outcome.status == JobStatus.SUCCEEDED):
             ctx.discard_outputs()
         if not outcome.applied:
