@@ -85,8 +85,8 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> N
 def submit(c: httpx.Client, media_id: str, key: str, pipeline: str = "convert") -> httpx.Response:
     """A job with an idempotency key, so a client that lost the answer can ask again."""
     params: dict[str, Any] = {"image": media_id}
-    if pipeline == "upscale":  # 9 tiles of x4plus: seconds of work, progress after each
-        params = {"image": media_id, "scale": 4, "model": "realesrgan-x4plus", "tile": 32}
+    if pipeline == "upscale":  # tiles of 32 px: seconds of work, progress after each
+        params = {"image": media_id, "scale": 4, "model": "realesr-animevideov3", "tile": 32}
     return c.post(
         "/v1/jobs",
         json={"pipeline": pipeline, "params": params},
