@@ -83,6 +83,7 @@ def test_worker_killed_at_phase(backend: Settings, phase: str) -> None:
             me = c.get("/v1/me").json()
     print(outcome.line(f"{phase} x {name(backend)}"))
     assert job["status"] == "succeeded", job
+    assert outcome.jobs == 1  # one request, one job: none lost, none doubled
     # Re-run once after a kill before the commit; never re-run after it.
     assert job["attempts"] == (1 if phase == "committed" else 2)
     assert (me["credits_available"], me["credits_held"]) == (GRANTED - 1, 0)
@@ -119,3 +120,4 @@ def test_server_killed_after_accepting(backend: Settings) -> None:
         assert job["attempts"] == 1
         outcome = settle(srv.services.db, account_id=account_id, job_id=job_id, granted=GRANTED)
     print(outcome.line(f"accepted x {name(backend)}"))
+    assert outcome.jobs == 1
