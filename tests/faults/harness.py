@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -167,6 +168,15 @@ def settle(db: Database, *, account_id: str, job_id: str, granted: int) -> Outco
     return Outcome(job.status, job.attempts, charged, len(jobs), bal.available, bal.held)
 
 
+def orphan_files(db: Database, media_dir: Path) -> int:
+    """Files in the media dir that no media row points at (written by an attempt that died
+    before its commit): never served, only disk space."""
+    files = {str(p.relative_to(media_dir)) for p in media_dir.rglob("*") if p.is_file()}
+    with db.read() as s:
+        keys = set(s.scalars(select(Media.storage_key).where(Media.storage_key.in_(files))))
+    return len(files - keys)
+
+
 def job_row(db: Database, job_id: str) -> tuple[str, list[str]]:
     """(status, ledger kinds) of a job as the database has it now."""
     with db.read() as s:
@@ -200,6 +210,10 @@ class ThrowawayPostgres:
         self.prefix: list[str] = []
         self.dir = Path(tempfile.mkdtemp(prefix="pf-faults-pg-"))
         if os.geteuid() == 0:
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.skip("running as root without a postgres user: cannot start PostgreSQL")
             if shutil.which("runuser") is None:
                 pytest.skip("running as root without runuser: cannot start a PostgreSQL")
             self.prefix = ["runuser", "-u", "postgres", "--"]
