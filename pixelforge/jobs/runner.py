@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from pixelforge.catalog.types import CatalogView
@@ -181,6 +182,17 @@ class Runner:
             return self._end(
                 ctx, lambda s: lifecycle.succeed(s, claim, result=result, outputs=ctx.outputs)
             )
+        if isinstance(outcome, OperationalError):
+            # The database went away under the pipeline (a progress write): not the job's
+            # fault, so do not fail it. Left running, its lease runs out and the sweep queues
+            # it again, counted against max_attempts like any lost worker.
+            log.warning(
+                "job %s: database unavailable mid-run; left to lease recovery: %s",
+                claim.job_id,
+                outcome,
+            )
+            ctx.discard_outputs()
+            return LOST
         if isinstance(outcome, Interrupted):
             return self._end(ctx, lambda s: lifecycle.give_back(s, claim))
         if isinstance(outcome, JobCanceled):
@@ -200,7 +212,7 @@ class Runner:
                 self.faults.reached("capture")
         if succeeded:
             self.faults.reached("committed")
-        if not (outcome.applied and outcome.status == JobStatus.SUCCEEDED):
+        else:
             ctx.discard_outputs()
         if not outcome.applied:
             log.warning("job %s: lease lost before completion; result discarded", outcome.job_id)
