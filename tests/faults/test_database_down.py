@@ -34,6 +34,7 @@ def test_database_down_is_503_not_500(server: LiveServer, monkeypatch: pytest.Mo
     assert r.headers["Retry-After"] == "5"
 
 
+@pytest.mark.slow
 def test_database_blip_mid_run_reruns_the_job(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
