@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test check fmt bench clean
+.PHONY: install serve test check fmt bench faults clean
 
 $(STAMP): pyproject.toml requirements-weights.txt
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: check
 fmt: $(STAMP)
 	$(BIN)/ruff format pixelforge tests $(wildcard bench)
 	$(BIN)/ruff check --fix pixelforge tests $(wildcard bench)
+
+# The fault matrix alone, with its table printed (it also runs in `make test`); see
+# bench/README.md "Fault matrix".
+faults: $(STAMP)
+	@log=$$(mktemp); $(BIN)/pytest -q -s -rs tests/faults >$$log 2>&1; rc=$$?; \
+	grep -E "FAULT-MATRIX|passed|failed|SKIPPED" $$log; rm -f $$log; exit $$rc
 
 bench: $(STAMP)
 	$(BIN)/python bench/queue_overhead.py

@@ -40,6 +40,7 @@ class ErrorCode(StrEnum):
     task_abandoned = "task_abandoned"  # not polled within its poll timeout
     worker_lost = "worker_lost"
     timeout = "timeout"
+    unavailable = "unavailable"  # a service the server needs (its database) is down: retry
     internal_error = "internal_error"
 
 
@@ -69,6 +70,7 @@ _STATUS = {
     ErrorCode.rate_limited: 429,
     ErrorCode.not_available: 501,
     ErrorCode.model_unavailable: 503,
+    ErrorCode.unavailable: 503,
 }
 
 

@@ -14,6 +14,7 @@ from pixelforge.accounts.service import AccountService
 from pixelforge.accounts.tokens import derive_key
 from pixelforge.catalog.service import CatalogService
 from pixelforge.jobs.events import EventBus, InProcessBus
+from pixelforge.jobs.faults import FaultPoints
 from pixelforge.jobs.pool import WorkerPool
 from pixelforge.jobs.redis_bus import RedisBus
 from pixelforge.jobs.runner import Runner
@@ -124,6 +125,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         threads=threads,
         cpu_dtype=settings.model_cpu_dtype,
     )
+    faults = FaultPoints(settings.test_fault)  # test-only; unarmed unless a test sets it
     runner = Runner(
         db=db,
         registry=registry,
@@ -135,6 +137,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         threads=threads,
         max_batch=settings.max_batch,
         lease_s=settings.lease_s,
+        faults=faults,
     )
     pool = WorkerPool(
         runner=runner,
@@ -151,6 +154,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         wake=pool.wake,
         on_cancel=runner.request_cancel,
         notify_positions=runner.positions,
+        faults=faults,
     )
     return Services(
         settings=settings,

@@ -25,6 +25,11 @@ def parse_rate(text: str) -> tuple[int, float]:
     return count, float(mult * _UNIT_SECONDS[unit])
 
 
+# Test-only (tests/faults): the points of a job's life where PIXELFORGE_TEST_FAULT kills the
+# process. See pixelforge/jobs/faults.py.
+FaultPhase = Literal["accepted", "claimed", "running", "capture", "committed"]
+
+
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("pixelforge", appauthor=False))
 
@@ -86,6 +91,9 @@ class Settings(BaseSettings):
 
     # Blocking mode
     max_wait_s: float = 60.0
+
+    # Test-only: kill the process at this phase of a job (the fault-matrix tests); never set it
+    test_fault: FaultPhase | None = None
 
     # Dialects (foreign APIs mounted beside the native one; see docs/dialects/)
     dialects: list[str] = Field(

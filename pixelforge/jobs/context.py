@@ -16,6 +16,7 @@ from pixelforge.catalog.types import CatalogView
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs import lifecycle
 from pixelforge.jobs.events import Event, EventBus
+from pixelforge.jobs.faults import FaultPoints
 from pixelforge.jobs.lifecycle import Claim
 from pixelforge.jobs.status import EventType
 from pixelforge.media.service import MediaService
@@ -47,6 +48,7 @@ class RunEnv(Protocol):
     nsfw: ExplicitCheck
     stopping: threading.Event
     cancel_requests: set[str]
+    faults: FaultPoints
 
 
 class JobRunContext:
@@ -72,6 +74,7 @@ class JobRunContext:
 
     # -- progress and cancel -------------------------------------------------------------
     def progress(self, step: int, total: int, preview: Image.Image | None = None) -> None:
+        self._env.faults.reached("running")
         total = max(total, 1)
         step = min(max(step, 0), total)
         self._env.bus.publish(self._event(EventType.PROGRESS, step, total))

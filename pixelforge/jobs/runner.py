@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from pixelforge.catalog.types import CatalogView
@@ -16,6 +17,7 @@ from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs import lifecycle
 from pixelforge.jobs.context import ExplicitCheck, Interrupted, JobRunContext
 from pixelforge.jobs.events import EventBus
+from pixelforge.jobs.faults import FaultPoints
 from pixelforge.jobs.lifecycle import Claim, Outcome
 from pixelforge.jobs.positions import PositionNotifier
 from pixelforge.jobs.queue import claim_batch_mates
@@ -50,6 +52,7 @@ class Runner:
         threads: int = 0,
         max_batch: int = 1,
         lease_s: float = 30.0,
+        faults: FaultPoints | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -61,6 +64,7 @@ class Runner:
         self.threads = threads or os.cpu_count() or 1
         self.max_batch = max_batch
         self.lease_s = lease_s
+        self.faults = faults or FaultPoints()
         self.positions = PositionNotifier(db, bus)
         self.stopping = threading.Event()
         # Job ids canceled through this process's API while running here (set.add and `in`
@@ -106,6 +110,7 @@ class Runner:
         return JobRunContext(env=self, job=job, claim=claim, threads=self.threads), job
 
     def _run_job(self, claim: Claim) -> str:
+        self.faults.reached("claimed")
         started = self._context(claim)
         if started is None:
             return LOST
@@ -175,6 +180,17 @@ class Runner:
             return self._end(
                 ctx, lambda s: lifecycle.succeed(s, claim, result=result, outputs=ctx.outputs)
             )
+        if isinstance(outcome, OperationalError):
+            # The database went away under the pipeline (a progress write): not the job's
+            # fault, so do not fail it. Left running, its lease runs out and the sweep queues
+            # it again, counted against max_attempts like any lost worker.
+            log.warning(
+                "job %s: database unavailable mid-run; left to lease recovery: %s",
+                claim.job_id,
+                outcome,
+            )
+            ctx.discard_outputs()
+            return LOST
         if isinstance(outcome, Interrupted):
             return self._end(ctx, lambda s: lifecycle.give_back(s, claim))
         if isinstance(outcome, JobCanceled):
@@ -189,7 +205,12 @@ class Runner:
     def _end(self, ctx: JobRunContext, transition: Callable[[Session], Outcome]) -> str:
         with self.db.write() as s:
             outcome = transition(s)
-        if not (outcome.applied and outcome.status == JobStatus.SUCCEEDED):
+            succeeded = outcome.applied and outcome.status == JobStatus.SUCCEEDED
+            if succeeded:
+                self.faults.reached("capture")
+        if succeeded:
+            self.faults.reached("committed")
+        else:
             ctx.discard_outputs()
         if not outcome.applied:
             log.warning("job %s: lease lost before completion; result discarded", outcome.job_id)

@@ -19,6 +19,7 @@ from pixelforge.errors import ErrorCode, PixelForgeError, human_size, not_found
 from pixelforge.ids import new_id
 from pixelforge.jobs import lifecycle
 from pixelforge.jobs.events import EventBus
+from pixelforge.jobs.faults import FaultPoints
 from pixelforge.jobs.queue import queue_order, queue_position
 from pixelforge.jobs.status import JobStatus
 from pixelforge.pipelines.contract import media_ref_fields
@@ -99,6 +100,7 @@ class JobService:
         wake: Callable[[], None] = lambda: None,
         on_cancel: Callable[[str], None] = lambda _job_id: None,
         notify_positions: Callable[[], None] = lambda: None,
+        faults: FaultPoints | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -107,6 +109,7 @@ class JobService:
         self.wake = wake
         self.on_cancel = on_cancel
         self.notify_positions = notify_positions
+        self.faults = faults or FaultPoints()
 
     def validate_params(self, pipeline_name: str, raw: dict[str, Any]) -> BaseModel:
         pipeline = self.registry.get(pipeline_name)
@@ -203,6 +206,7 @@ class JobService:
                 if (prior := existing(s)) is not None:
                     return prior
             raise
+        self.faults.reached("accepted")
         self.wake()
         if accepted.event is not None and self.bus.has_subscribers(account_id):
             self.bus.publish(replace(accepted.event, queue_position=self.position(job)))

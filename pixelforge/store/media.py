@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 from typing import Protocol
 
+from pixelforge.errors import ErrorCode, PixelForgeError
+
 
 class MediaStore(Protocol):
     """Bytes by storage key. Keys are generated here, never taken from users."""
@@ -31,14 +33,23 @@ class LocalMediaStore:
     def put(self, data: bytes, *, ext: str) -> str:
         key = self._new_key(ext)
         dest = self.path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_suffix(dest.suffix + ".part")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # Readers never see a half-written file.
-        os.replace(tmp, dest)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            # Readers never see a half-written file.
+            os.replace(tmp, dest)
+        except OSError as e:
+            # A full or failing disk: leave no partial file behind (it would keep the space),
+            # and say so (503, retry later) rather than fail as a bug would.
+            tmp.unlink(missing_ok=True)
+            raise PixelForgeError(
+                ErrorCode.unavailable,
+                f"the server could not store the file ({e.strerror or e}); nothing was kept",
+            ) from e
         return key
 
     def put_file(self, src: Path, *, ext: str) -> str:

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -99,6 +100,18 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request))
         err = PixelForgeError(code, message, status=exc.status_code, headers=headers)
+        return render_error(app, request.url.path, err)
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request: Request, exc: OperationalError) -> Response:
+        # The database restarting or unreachable (or SQLite locked past its busy timeout):
+        # nothing was changed, so the client may simply retry; a 500 would say "our bug".
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        err = PixelForgeError(
+            ErrorCode.unavailable,
+            "the database is unavailable for a moment; retry shortly",
+            headers={"Retry-After": "5"},
+        )
         return render_error(app, request.url.path, err)
 
     @app.exception_handler(Exception)
