@@ -27,6 +27,7 @@ from pixelforge.dialects.aiart.schemas import (
 from pixelforge.dialects.aiart.translate import (
     ASPECT_RATIOS,
     EXT,
+    FOLDER_PIPELINES,
     FOLDERS,
     IN_PROGRESS,
     OUTPUT_FORMATS,
@@ -36,6 +37,7 @@ from pixelforge.dialects.aiart.translate import (
     ingest,
     model_of,
     one_of,
+    pipeline_of,
     run_blocking,
     style_of,
 )
@@ -249,6 +251,8 @@ def _file_route(folder: str) -> None:
             raise gone from None
         if row.kind != "result" or EXT.get(row.content_type) != ext:
             raise gone
+        if pipeline_of(services, row) != FOLDER_PIPELINES[folder]:
+            raise gone  # another kind's result, renamed into this folder
         return FileResponse(
             path,
             media_type=row.content_type,

@@ -200,7 +200,7 @@ def get_prompts(
     request: Request,
     account: CurrentAccount,
     services: ServicesDep,
-    page: Annotated[int, Query(ge=0)],
+    page: Annotated[int, Query(ge=0, le=2**31 - 1)],
     pageSize: Annotated[int, Query(ge=1, le=20)] = 20,
     promptType: Annotated[list[str] | None, Query()] = None,
     query: Annotated[str | None, Query(max_length=200)] = None,
