@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from pixelforge.catalog.types import LoraTemplate
 from pixelforge.store.tables import LoraTemplateRow, Style, StyleGroup
 from pixelforge.web.deps import AdminAccount, CurrentAccount, ServicesDep
+from pixelforge.web.openapi import answers
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -176,6 +177,7 @@ def put_group(body: GroupIn, _: AdminAccount, services: ServicesDep) -> StyleGro
 
 
 @router.put("/admin/styles", response_model=StyleOut, summary="Create or replace a style")
+@answers(404)
 def put_style(body: StyleIn, _: AdminAccount, services: ServicesDep) -> StyleOut:
     fields = body.model_dump(exclude={"task", "name"})
     return _style(services.catalog.put_style(task=body.task, name=body.name, fields=fields))
@@ -191,6 +193,7 @@ def delete_style(
 
 
 @router.put("/admin/lora-templates", response_model=LoraOut, summary="Create or replace a LoRA")
+@answers(409)
 def put_lora(body: LoraIn, _: AdminAccount, services: ServicesDep) -> LoraOut:
     return _lora(services.catalog.put_lora(LoraTemplate(**body.model_dump())))
 

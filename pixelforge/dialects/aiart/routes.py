@@ -44,11 +44,13 @@ from pixelforge.dialects.aiart.translate import (
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found
 from pixelforge.jobs.status import TERMINAL_STATUSES, JobStatus
 from pixelforge.web.deps import ServicesDep
+from pixelforge.web.openapi import answers
 
 router = APIRouter(prefix=PREFIX, tags=["aiart"])
 
 
 @router.post("/api/generate", summary="Text to image (blocking)")
+@answers(402, 503)
 async def generate(
     body: AiArtGenerateIn,
     request: Request,
@@ -99,6 +101,7 @@ async def generate(
         }
     ),
 )
+@answers(402, 503)
 async def img2img(
     request: Request,
     caller: CallerDep,
@@ -158,6 +161,7 @@ async def img2img(
         }
     ),
 )
+@answers(402, 503)
 async def img2video(
     caller: CallerDep,
     services: ServicesDep,

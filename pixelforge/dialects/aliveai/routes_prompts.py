@@ -23,6 +23,7 @@ from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
 from pixelforge.store.tables import Account
 from pixelforge.web.deps import CurrentAccount, ServicesDep
+from pixelforge.web.openapi import answers
 
 router = APIRouter(prefix="/aliveai", tags=["aliveai"])
 
@@ -82,6 +83,7 @@ class CreateCall:
         )
 
 
+@answers(404, 501)
 def create_call(
     request: Request,
     account: CurrentAccount,
