@@ -9,6 +9,7 @@ cover them).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,7 +40,9 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-EXAMPLES = 4  # per operation and generation mode: bounds the run (~1,100 requests, ~2 min)
+# Per operation and generation mode: bounds the CI run (~1,100 requests, ~2 min). Set
+# PIXELFORGE_FUZZ_EXAMPLES higher for a deeper run by hand.
+EXAMPLES = int(os.environ.get("PIXELFORGE_FUZZ_EXAMPLES", "4"))
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 
 

@@ -17,6 +17,8 @@ router = APIRouter(prefix="/v1", tags=["catalog"])
 # Annotated aliases, not shared Query(...) defaults: FastAPI fills in a FieldInfo per route,
 # and one instance reused as the default of several routes is mutated by each of them.
 TaskQuery = Annotated[str, Query(max_length=64, description="the task the styles are for")]
+# Sort keys are 32-bit columns: a larger number is a bad request, not a database error.
+SortKey = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 PageSize = Annotated[int, Query(ge=1, le=100, description="results per page")]
 StartingToken = Annotated[
     str | None, Query(max_length=100, description="next_token of the previous page")
@@ -81,14 +83,14 @@ class StyleIn(BaseModel):
     negative_prompt: str = Field("", max_length=2000)
     model: str | None = Field(None, max_length=100)
     params: dict[str, Any] = Field(default_factory=dict)
-    sort: int = 0
+    sort: SortKey = 0
 
 
 class GroupIn(BaseModel):
     task: str = Field("text_to_image", max_length=64)
     name: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     title: str = Field(min_length=1, max_length=200)
-    sort: int = 0
+    sort: SortKey = 0
 
 
 class LoraIn(LoraOut):
