@@ -91,7 +91,7 @@ def _document(op: dict[str, Any], codes: set[int], ref: str) -> None:
 
 def _add_models(spec: dict[str, Any], models: set[type[BaseModel]]) -> None:
     schemas: dict[str, Any] = spec.setdefault("components", {}).setdefault("schemas", {})
-    for model in models:
+    for model in sorted(models, key=lambda m: m.__name__):  # a stable document
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema

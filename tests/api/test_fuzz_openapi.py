@@ -16,23 +16,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
-
-from tests.conftest import make_settings
-from tests.live import LiveServer
-
-schemathesis = pytest.importorskip("schemathesis")
-
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis.errors import Unsatisfiable  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.core.failures import FailureGroup  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
+
+from tests.conftest import make_settings
+from tests.live import LiveServer, png_bytes
 
 CHECKS = [
     not_a_server_error,
@@ -50,9 +49,10 @@ class Throwaway:
     """Fresh keys and accounts for the operations that destroy them, so the fuzzer never
     revokes, disables or empties the admin account it authenticates with."""
 
-    def __init__(self, server: LiveServer, admin_id: str) -> None:
+    def __init__(self, server: LiveServer, admin_id: str, admin_key: str) -> None:
         self.server = server
         self.admin_id = admin_id
+        self.admin_key = admin_key
 
     def account_id(self) -> str:
         account_id, _ = self.server.account(credits=5)
@@ -60,6 +60,15 @@ class Throwaway:
 
     def own_key_id(self) -> str:
         return self.server.services.accounts.create_key(account_id=self.admin_id, name="spare").id
+
+    def media_id(self) -> str:
+        with self.server.client(self.admin_key) as c:
+            return str(self.server.upload(c, png_bytes(np.zeros((8, 8, 3), np.uint8)))["id"])
+
+    def job_id(self) -> str:
+        with self.server.client(self.admin_key) as c:
+            body = {"pipeline": "convert", "params": {"image": self.media_id()}}
+            return str(c.post("/v1/jobs", json=body).json()["id"])
 
     def other_key_id(self) -> str:
         return self.server.services.accounts.create_key(account_id=self.account_id()).id
@@ -74,6 +83,8 @@ def throwaway_params(spare: Throwaway) -> dict[tuple[str, str], dict[str, Callab
         ("POST", "/v1/admin/accounts/{account_id}/credits"): {"account_id": spare.account_id},
         ("POST", "/v1/admin/accounts/{account_id}/keys"): {"account_id": spare.account_id},
         ("GET", "/v1/admin/accounts/{account_id}/keys"): {"account_id": spare.account_id},
+        ("DELETE", "/v1/media/{media_id}"): {"media_id": spare.media_id},
+        ("DELETE", "/v1/jobs/{job_id}"): {"job_id": spare.job_id},
     }
 
 
@@ -105,7 +116,7 @@ def test_every_operation_answers_as_documented(fuzz_server: LiveServer) -> None:
         }
     )
     schema = schemathesis.openapi.from_dict(spec, config=config)
-    overrides = throwaway_params(Throwaway(srv, admin.id))
+    overrides = throwaway_params(Throwaway(srv, admin.id, key.plaintext))
     headers = {"Authorization": f"Bearer {key.plaintext}"}
     failures: list[str] = []
     operations = cases = 0
