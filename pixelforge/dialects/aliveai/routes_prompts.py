@@ -83,7 +83,7 @@ class CreateCall:
         )
 
 
-@answers(404, 501)
+@answers(404, 501, 503)  # 503: a blocking prompt whose model is not installed
 def create_call(
     request: Request,
     account: CurrentAccount,
