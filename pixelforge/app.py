@@ -14,6 +14,7 @@ from pixelforge.services import Services, build_services
 from pixelforge.settings import Settings
 from pixelforge.web.errors import install_error_handlers
 from pixelforge.web.middleware import LimitsMiddleware
+from pixelforge.web.openapi import install_openapi
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
@@ -47,4 +48,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(LimitsMiddleware)
     include_routes(app)
     mounted = dialects.mount(app, settings.dialects)
+    install_openapi(app)
     return app

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.exc import IntegrityError
 
 from pixelforge.catalog.types import LoraTemplate, StylePreset
@@ -25,6 +25,11 @@ Row = TypeVar("Row", StyleGroup, Style, LoraTemplateRow)
 class Page(Generic[Row]):
     items: list[Row]
     next_token: str | None
+
+
+def _is_id(value: int) -> bool:
+    """Whether a number can be a row id (a positive 64-bit integer); others name no row."""
+    return 0 < value < 2**63
 
 
 def _page_size(page_size: int) -> int:
@@ -150,7 +155,8 @@ class CatalogService:
     ) -> Page[Style]:
         q = select(Style).where(Style.task == task)
         if group_id is not None:
-            q = q.where(Style.group_id == group_id)
+            # An id beyond 64 bits names no group (and would overflow the database's integer).
+            q = q.where(Style.group_id == group_id if _is_id(group_id) else false())
         return self._page(q, Style, page_size, token)
 
     def loras(
@@ -186,7 +192,9 @@ class CatalogService:
         """Create or replace the style (task, name)."""
         with self.db.write() as s:
             group_id = fields.get("group_id")
-            if group_id is not None and s.get(StyleGroup, group_id) is None:
+            if group_id is not None and (
+                not _is_id(group_id) or s.get(StyleGroup, group_id) is None
+            ):
                 raise not_found(f"style group {group_id}")
             row = s.scalar(select(Style).where(Style.task == task, Style.name == name))
             if row is None:
@@ -200,7 +208,7 @@ class CatalogService:
 
     def delete_style(self, style_id: int) -> None:
         with self.db.write() as s:
-            row = s.get(Style, style_id)
+            row = s.get(Style, style_id) if _is_id(style_id) else None
             if row is None:
                 raise not_found(f"style {style_id}")
             s.delete(row)

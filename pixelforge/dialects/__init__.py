@@ -3,7 +3,8 @@
 Each dialect is a package here with the same file roles:
 - `__init__.py`: the mount contract: `NAME`, `PREFIX` (its settings name and the path prefix
   its routes live under), `router` (a FastAPI `APIRouter` with its routes, full paths),
-  `format_error(err) -> Response` (its error shape, used for every error under `PREFIX`) and
+  `format_error(err) -> Response` (its error shape, used for every error under `PREFIX`),
+  `ERROR_MODEL` (a pydantic model of that shape, for the OpenAPI document) and
   optionally `on_startup(services)` (one-time preparation: options, keys, accounts);
 - `routes.py` (or `routes_*.py`), `schemas.py` (request/response models and examples),
   `translate.py` (request -> core job params, job/result -> response), `errors.py` (its error
@@ -43,7 +44,7 @@ def mount(app: FastAPI, names: list[str]) -> list[ModuleType]:
     modules = enabled(names)
     for module in modules:
         app.include_router(module.router)
-        register_error_format(app, module.PREFIX, module.format_error)
+        register_error_format(app, module.PREFIX, module.format_error, module.ERROR_MODEL)
     return modules
 
 

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.services import Services
 from pixelforge.store.tables import Account
+from pixelforge.web.openapi import authenticates
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def rate_limited(retry_after_s: float, scope: str) -> PixelForgeError:
     )
 
 
+@authenticates
 def current_principal(request: Request) -> Principal:
     return authenticate(get_services(request), request)
 

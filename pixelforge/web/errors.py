@@ -46,12 +46,27 @@ def error_response(err: PixelForgeError) -> JSONResponse:
     return JSONResponse(err.to_dict(), status_code=err.status, headers=err.headers)
 
 
-def register_error_format(app: FastAPI, prefix: str, render: ErrorFormat) -> None:
-    """Errors on paths under `prefix` leave in a dialect's own shape (longest prefix wins)."""
+def register_error_format(
+    app: FastAPI, prefix: str, render: ErrorFormat, model: type[BaseModel]
+) -> None:
+    """Errors on paths under `prefix` leave in a dialect's own shape (longest prefix wins);
+    `model` is that shape for the OpenAPI document."""
     formats: list[tuple[str, ErrorFormat]] = getattr(app.state, "error_formats", [])
     formats.append((prefix.rstrip("/"), render))
     formats.sort(key=lambda f: len(f[0]), reverse=True)
     app.state.error_formats = formats
+    models: dict[str, type[BaseModel]] = getattr(app.state, "error_models", {})
+    models[prefix.rstrip("/")] = model
+    app.state.error_models = models
+
+
+def error_model(app: FastAPI, path: str) -> type[BaseModel]:
+    """The error shape documented for a path: its dialect's, else the native ErrorOut."""
+    models: dict[str, type[BaseModel]] = getattr(app.state, "error_models", {})
+    for prefix in sorted(models, key=len, reverse=True):
+        if path == prefix or path.startswith(prefix + "/"):
+            return models[prefix]
+    return ErrorOut
 
 
 def render_error(app: object, path: str, err: PixelForgeError) -> Response:

@@ -322,6 +322,48 @@ def test_openapi_document(server: LiveServer) -> None:
     assert "swagger" in docs.text.lower() and "/openapi.json" in docs.text
 
 
+def test_openapi_documents_every_error_in_its_shape(server: LiveServer) -> None:
+    with server.client() as anon:
+        spec = anon.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas  # validation errors are 400s, not FastAPI's 422
+    shapes = {
+        "/aiart/": "AiArtError",
+        "/aliveai/": "AliveAIError",
+        "/eventstation/": "EventstationError",
+        "/v1/images/": "OpenAIErrorOut",
+        "/perfect/": "PerfectErrorOut",
+    }
+
+    def codes(path: str, method: str) -> set[str]:
+        return set(spec["paths"][path][method]["responses"])
+
+    for path, item in spec["paths"].items():
+        shape = next((m for p, m in shapes.items() if path.startswith(p)), "ErrorOut")
+        for method, op in item.items():
+            errors = {c: r for c, r in op["responses"].items() if int(c) >= 400}
+            assert {"400", "429"} <= set(errors), (method, path)
+            for code, response in errors.items():
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref == f"#/components/schemas/{shape}", (method, path, code)
+            if "422" in errors:  # only the idempotency-key mismatch
+                names = {p["name"].lower() for p in op.get("parameters", ())}
+                assert any("idempotency" in n for n in names), (method, path)
+            if "{" in path:
+                assert "404" in errors, (method, path)
+            if "requestBody" in op:
+                assert {"413", "415"} <= set(errors), (method, path)
+
+    assert {"401", "403", "404"} <= codes("/v1/jobs/{job_id}", "get")
+    assert {"401", "402", "403", "413", "415", "422"} <= codes("/v1/jobs", "post")
+    assert "401" not in codes("/healthz", "get")
+    assert "401" in codes("/v1/auth/login", "post")
+    assert "409" in codes("/v1/admin/lora-templates", "put")
+    assert {"404", "501", "503"} <= codes("/aliveai/prompts", "post")
+    assert {"403", "409", "410"} <= codes("/perfect/upload/{file_id}", "put")
+    assert schemas["AliveAIError"]["required"] == ["status", "errorType", "code", "message"]
+
+
 # -- pagination ----------------------------------------------------------------------------
 
 

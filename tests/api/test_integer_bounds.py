@@ -84,6 +84,26 @@ def test_offsets_and_tokens_are_bounded(srv: LiveServer, admin: httpx.Client) ->
     assert r.status_code == 200 and r.json()["data"] == [], r.text
 
 
+def test_catalog_numbers_are_bounded(srv: LiveServer, admin: httpx.Client) -> None:
+    """Found by the Schemathesis run: sort keys (32-bit columns) and style ids past 64 bits."""
+    group = {"name": "bounds", "title": "Bounds"}
+    style = {"name": "bounds", "title": "Bounds", "prompt": "{prompt}"}
+    filter_ = {"name": "Bounds", "pipeline": "image_to_image"}
+    for sort in (2**31, -(2**31) - 1, *HUGE):
+        _invalid(admin.put("/v1/admin/style-groups", json={**group, "sort": sort}), "sort")
+        _invalid(admin.put("/v1/admin/styles", json={**style, "sort": sort}), "sort")
+        _invalid(admin.post("/v1/admin/filters", json={**filter_, "sort": sort}), "sort")
+    for value in HUGE:
+        r = admin.put("/v1/admin/styles", json={**style, "group_id": value})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+        r = admin.delete(f"/v1/admin/styles/{value}")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+        r = admin.get("/v1/styles", params={"style_group_id": value})
+        assert r.status_code == 200 and r.json()["data"] == [], r.text
+    r = admin.put("/v1/admin/style-groups", json={**group, "sort": 2**31 - 1})
+    assert r.status_code == 200, r.text
+
+
 def test_lora_tokens_are_checked_like_style_tokens(tmp_path: Path) -> None:
     with LiveServer(make_settings(tmp_path, workers=0)) as srv:
         _, key = srv.account()

@@ -344,6 +344,10 @@ def test_result_files_are_unguessable_and_404_otherwise(srv: LiveServer) -> None
     # The same name under another folder (its stem differs) is not a file there.
     assert_error(httpx.get(f"{base(srv)}/processed_images/{name}"), 404)
     assert_error(httpx.get(f"{base(srv)}/processed_videos/{name}"), 404)
+    # Renamed to the other folders' stems, a text-to-image result is still not theirs.
+    rest = name.removeprefix("generated_image_")
+    assert_error(httpx.get(f"{base(srv)}/processed_images/img2img_transform_{rest}"), 404)
+    assert_error(httpx.get(f"{base(srv)}/processed_videos/video_{rest}"), 404)
     # Unknown routes under the prefix answer in the seed's shape too.
     assert_error(httpx.get(f"{base(srv)}/api/nothing-here"), 404)
 

@@ -370,6 +370,17 @@ def test_get_prompts_search_and_delete_prompt(srv: LiveServer) -> None:
     assert [p["promptId"] for p in left] == [b["promptId"]]
 
 
+def test_prompt_pages_beyond_64_bits_are_a_400_in_the_seed_shape(srv: LiveServer) -> None:
+    user = User(srv)
+    for page in (461168601842738791, 2**63, 2**31):  # page x pageSize overflows an SQL OFFSET
+        for extra in ({}, {"query": "x"}):
+            r = user.http.get("/prompts", params={"page": page, **extra})
+            assert r.status_code == 400, r.text
+            body = r.json()
+            assert body["errorType"] == "INVALID_PARAMETER" and body["status"] == 400, body
+            assert body["message"].startswith("page"), body
+
+
 def test_another_accounts_prompt_is_404_in_the_seed_shape(srv: LiveServer) -> None:
     owner, other = User(srv), User(srv)
     prompt = owner.create("/prompts", CREATE_PROMPT)["promptId"]

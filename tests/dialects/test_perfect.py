@@ -337,6 +337,10 @@ def test_style_groups_and_styles_pages(srv: Server) -> None:
         400,
         "invalid_parameter",
     )
+    for token in ("99999999999999999999999", str(2**63), "-5", "%ff"):  # no 500, Perfect's shape
+        for path in ("task/style-group/text-to-image", "task/style/text-to-image"):
+            r = pc.http.get(f"{API}/{path}", params={"starting_token": token})
+            assert_error(r, 400, "invalid_parameter")
     # A group of another feature is not one of this feature's.
     r = pc.http.get(f"{API}/task/style/text-to-image", params={"style_group_id": hair[0]["id"]})
     assert_error(r, 400, "invalid_parameter")

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from pixelforge.web.deps import ServicesDep
+from pixelforge.web.openapi import answers
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -22,6 +23,7 @@ class TokenOut(BaseModel):
 
 
 @router.post("/login", response_model=TokenOut, summary="Exchange email + password for a token")
+@answers(401)
 def login(body: LoginIn, services: ServicesDep) -> TokenOut:
     token = services.accounts.login(email=body.email, password=body.password)
     return TokenOut(access_token=token, expires_in=services.settings.access_token_ttl_s)

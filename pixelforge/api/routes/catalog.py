@@ -10,12 +10,15 @@ from pydantic import BaseModel, Field
 from pixelforge.catalog.types import LoraTemplate
 from pixelforge.store.tables import LoraTemplateRow, Style, StyleGroup
 from pixelforge.web.deps import AdminAccount, CurrentAccount, ServicesDep
+from pixelforge.web.openapi import answers
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
 # Annotated aliases, not shared Query(...) defaults: FastAPI fills in a FieldInfo per route,
 # and one instance reused as the default of several routes is mutated by each of them.
 TaskQuery = Annotated[str, Query(max_length=64, description="the task the styles are for")]
+# Sort keys are 32-bit columns: a larger number is a bad request, not a database error.
+SortKey = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 PageSize = Annotated[int, Query(ge=1, le=100, description="results per page")]
 StartingToken = Annotated[
     str | None, Query(max_length=100, description="next_token of the previous page")
@@ -80,14 +83,14 @@ class StyleIn(BaseModel):
     negative_prompt: str = Field("", max_length=2000)
     model: str | None = Field(None, max_length=100)
     params: dict[str, Any] = Field(default_factory=dict)
-    sort: int = 0
+    sort: SortKey = 0
 
 
 class GroupIn(BaseModel):
     task: str = Field("text_to_image", max_length=64)
     name: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     title: str = Field(min_length=1, max_length=200)
-    sort: int = 0
+    sort: SortKey = 0
 
 
 class LoraIn(LoraOut):
@@ -176,6 +179,7 @@ def put_group(body: GroupIn, _: AdminAccount, services: ServicesDep) -> StyleGro
 
 
 @router.put("/admin/styles", response_model=StyleOut, summary="Create or replace a style")
+@answers(404)
 def put_style(body: StyleIn, _: AdminAccount, services: ServicesDep) -> StyleOut:
     fields = body.model_dump(exclude={"task", "name"})
     return _style(services.catalog.put_style(task=body.task, name=body.name, fields=fields))
@@ -191,6 +195,7 @@ def delete_style(
 
 
 @router.put("/admin/lora-templates", response_model=LoraOut, summary="Create or replace a LoRA")
+@answers(409)
 def put_lora(body: LoraIn, _: AdminAccount, services: ServicesDep) -> LoraOut:
     return _lora(services.catalog.put_lora(LoraTemplate(**body.model_dump())))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pixelforge.dialects.aiart import settings
 from pixelforge.dialects.aiart.auth import anonymous_account
+from pixelforge.dialects.aiart.errors import AiArtError as ERROR_MODEL
 from pixelforge.dialects.aiart.errors import format_error
 from pixelforge.dialects.aiart.routes import router
 from pixelforge.dialects.aiart.translate import PREFIX
@@ -15,7 +16,7 @@ from pixelforge.services import Services
 
 NAME = "aiart"
 
-__all__ = ["NAME", "PREFIX", "format_error", "on_startup", "router"]
+__all__ = ["ERROR_MODEL", "NAME", "PREFIX", "format_error", "on_startup", "router"]
 
 
 def on_startup(services: Services) -> None:

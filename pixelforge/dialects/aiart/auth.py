@@ -14,6 +14,7 @@ from pixelforge.services import Services
 from pixelforge.store.tables import Account
 from pixelforge.web.deps import authenticate, credential, get_services
 from pixelforge.web.middleware import LimitsMiddleware
+from pixelforge.web.openapi import authenticates
 
 
 # -- who pays --------------------------------------------------------------------------------
@@ -43,6 +44,7 @@ class Caller:
     ip: str
 
 
+@authenticates
 async def current_caller(request: Request) -> Caller:
     """A key's account when one is sent (or required), else the anonymous account."""
     services = get_services(request)

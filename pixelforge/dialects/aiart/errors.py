@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from pixelforge.dialects import common
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.store.tables import Job
+
+
+class AiArtError(BaseModel):
+    """AiArt's error shape, for the OpenAPI document."""
+
+    error: str
 
 
 def format_error(err: PixelForgeError) -> Response:

@@ -27,6 +27,7 @@ from pixelforge.dialects.aiart.schemas import (
 from pixelforge.dialects.aiart.translate import (
     ASPECT_RATIOS,
     EXT,
+    FOLDER_PIPELINES,
     FOLDERS,
     IN_PROGRESS,
     OUTPUT_FORMATS,
@@ -36,17 +37,20 @@ from pixelforge.dialects.aiart.translate import (
     ingest,
     model_of,
     one_of,
+    pipeline_of,
     run_blocking,
     style_of,
 )
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found
 from pixelforge.jobs.status import TERMINAL_STATUSES, JobStatus
 from pixelforge.web.deps import ServicesDep
+from pixelforge.web.openapi import answers
 
 router = APIRouter(prefix=PREFIX, tags=["aiart"])
 
 
 @router.post("/api/generate", summary="Text to image (blocking)")
+@answers(402, 503)
 async def generate(
     body: AiArtGenerateIn,
     request: Request,
@@ -97,6 +101,7 @@ async def generate(
         }
     ),
 )
+@answers(402, 503)
 async def img2img(
     request: Request,
     caller: CallerDep,
@@ -156,6 +161,7 @@ async def img2img(
         }
     ),
 )
+@answers(402, 503)
 async def img2video(
     caller: CallerDep,
     services: ServicesDep,
@@ -249,6 +255,8 @@ def _file_route(folder: str) -> None:
             raise gone from None
         if row.kind != "result" or EXT.get(row.content_type) != ext:
             raise gone
+        if pipeline_of(services, row) != FOLDER_PIPELINES[folder]:
+            raise gone  # another kind's result, renamed into this folder
         return FileResponse(
             path,
             media_type=row.content_type,

@@ -57,6 +57,12 @@ FOLDERS = {
     "processed_images": "img2img_transform",
     "processed_videos": "video",
 }
+# The pipeline whose results each folder serves: a result is a file of its own folder only.
+FOLDER_PIPELINES = {
+    "images": "text_to_image",
+    "processed_images": "image_to_image",
+    "processed_videos": "image_to_video",
+}
 EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4"}
 IN_PROGRESS = "Video generation is still in progress. Try again in a few seconds."
 
@@ -150,6 +156,15 @@ async def run_blocking(
     if not media:
         raise PixelForgeError(ErrorCode.internal_error, "the job finished without a result")
     return job, media[0]
+
+
+def pipeline_of(services: Services, row: Media) -> str | None:
+    """The pipeline of the job that made a result (None for an upload or a vanished job)."""
+    if row.job_id is None:
+        return None
+    with services.db.read() as s:
+        job = s.get(Job, row.job_id)
+    return job.pipeline if job is not None else None
 
 
 def file_path(services: Services, folder: str, row: Media) -> str:

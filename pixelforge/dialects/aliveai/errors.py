@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 
@@ -29,6 +30,17 @@ def error_body(err: PixelForgeError, **extra: Any) -> dict[str, Any]:
         "message": err.message,
         **extra,
     }
+
+
+class AliveAIError(BaseModel):
+    """AliveAI's error shape, for the OpenAPI document (a failed prompt adds e.g. promptId)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: int
+    errorType: str
+    code: str
+    message: str
 
 
 def format_error(err: PixelForgeError) -> Response:

@@ -24,6 +24,7 @@ from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
 from pixelforge.store.tables import LoraTemplateRow
 from pixelforge.web.deps import CurrentAccount, ServicesDep, credential
+from pixelforge.web.openapi import answers
 
 PREFIX = "/aliveai"
 router = APIRouter()
@@ -61,6 +62,7 @@ _POSE_GROUPS = (
         ex.error(401, "unauthorized", "wrong email or password"),
     ),
 )
+@answers(401)
 def login(body: sc.LoginRequest, services: ServicesDep) -> dict[str, str]:
     return {"accessToken": services.accounts.login(email=body.email, password=body.password)}
 

@@ -23,6 +23,7 @@ from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
 from pixelforge.store.tables import Account
 from pixelforge.web.deps import CurrentAccount, ServicesDep
+from pixelforge.web.openapi import answers
 
 router = APIRouter(prefix="/aliveai", tags=["aliveai"])
 
@@ -82,6 +83,7 @@ class CreateCall:
         )
 
 
+@answers(404, 501, 503)  # 503: a blocking prompt whose model is not installed
 def create_call(
     request: Request,
     account: CurrentAccount,
@@ -200,7 +202,7 @@ def get_prompts(
     request: Request,
     account: CurrentAccount,
     services: ServicesDep,
-    page: Annotated[int, Query(ge=0)],
+    page: Annotated[int, Query(ge=0, le=2**31 - 1)],
     pageSize: Annotated[int, Query(ge=1, le=20)] = 20,
     promptType: Annotated[list[str] | None, Query()] = None,
     query: Annotated[str | None, Query(max_length=200)] = None,

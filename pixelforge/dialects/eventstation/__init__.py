@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from pixelforge.dialects.eventstation import routes, routes_admin
+from pixelforge.dialects.eventstation.errors import EventstationError as ERROR_MODEL
 from pixelforge.dialects.eventstation.errors import format_error
 from pixelforge.dialects.eventstation.filters import FilterService
 from pixelforge.services import Services
@@ -21,7 +22,7 @@ router = APIRouter()
 router.include_router(routes.router)
 router.include_router(routes_admin.router)
 
-__all__ = ["NAME", "PREFIX", "format_error", "on_startup", "router"]
+__all__ = ["ERROR_MODEL", "NAME", "PREFIX", "format_error", "on_startup", "router"]
 
 
 def on_startup(services: Services) -> None:

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from pixelforge.errors import PixelForgeError
+
+
+class EventstationError(BaseModel):
+    """Eventstation's error shape, for the OpenAPI document."""
+
+    detail: str
 
 
 def format_error(err: PixelForgeError) -> Response:

@@ -44,6 +44,7 @@ from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.status import JobStatus
 from pixelforge.store.tables import Account
 from pixelforge.web.deps import ServicesDep, authenticate, get_services
+from pixelforge.web.openapi import answers, authenticates
 
 PREFIX = "/eventstation"
 router = APIRouter(prefix=PREFIX, tags=["eventstation"])
@@ -53,6 +54,7 @@ Endpoint = TypeVar("Endpoint", bound=Callable[..., Coroutine[Any, Any, Any]])
 _scheme = OAuth2PasswordBearer(tokenUrl=f"{PREFIX}/token", auto_error=False)
 
 
+@authenticates
 def _account(request: Request, _: Annotated[str | None, Depends(_scheme)]) -> Account:
     return authenticate(get_services(request), request).account
 
@@ -76,6 +78,7 @@ EsAccount = Annotated[Account, Depends(_account)]
         }
     },
 )
+@answers(401)
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], services: ServicesDep
 ) -> dict[str, str]:
@@ -120,6 +123,7 @@ def _post(name: str, summary: str) -> Callable[[Endpoint], Endpoint]:
     """POST /v1/run/<name>/, also answered at /v2/run/<name>/ (not listed)."""
 
     def wrap(fn: Endpoint) -> Endpoint:
+        fn = answers(402, 404, 503)(fn)  # credits, an unknown media id, no model
         router.post(f"/v2/run/{name}/", response_model=RunOut, include_in_schema=False)(fn)
         return router.post(f"/v1/run/{name}/", response_model=RunOut, summary=summary)(fn)
 
@@ -224,6 +228,7 @@ async def skin_refiner(
 
 
 @router.post("/v2/run/{filter_id}/", response_model=RunOut, summary="Lazy Pose Standard Filter")
+@answers(402, 503)
 async def run_filter(
     filter_id: Annotated[str, Path(max_length=64, description="integer or custom UUID")],
     body: EventstationGenerateIn,

@@ -59,7 +59,7 @@ class FilterFields(BaseModel):
     params: dict[str, Any] | None = Field(
         None, description="the pipeline's own params", examples=[{"strength": 0.75}]
     )
-    sort: int | None = None
+    sort: int | None = Field(None, ge=-(2**31), le=2**31 - 1)  # a 32-bit column
 
 
 class FilterIn(FilterFields):

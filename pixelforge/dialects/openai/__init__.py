@@ -6,9 +6,10 @@ under /v1/images leave in OpenAI's shape `{"error": {"message", "type", "param",
 
 from __future__ import annotations
 
+from pixelforge.dialects.openai.errors import OpenAIErrorOut as ERROR_MODEL
 from pixelforge.dialects.openai.errors import format_error
 from pixelforge.dialects.openai.routes import PREFIX, router
 
 NAME = "openai"
 
-__all__ = ["NAME", "PREFIX", "format_error", "router"]
+__all__ = ["ERROR_MODEL", "NAME", "PREFIX", "format_error", "router"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 
@@ -26,6 +27,19 @@ _ERRORS: dict[ErrorCode, tuple[int | None, str, str | None]] = {  # status, type
 }
 # Retrying these cannot help (or would run the job again); everything else keeps the default.
 _NO_RETRY = {ErrorCode.insufficient_credits, ErrorCode.model_unavailable, ErrorCode.timeout}
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorOut(BaseModel):
+    """OpenAI's error shape, for the OpenAPI document."""
+
+    error: OpenAIErrorBody
 
 
 class OpenAIError(PixelForgeError):

@@ -35,6 +35,7 @@ from pixelforge.dialects.openai.translate import (
 )
 from pixelforge.models.base import IMAGE_TO_IMAGE, INPAINT, TEXT_TO_IMAGE
 from pixelforge.web.deps import CurrentAccount, ServicesDep
+from pixelforge.web.openapi import answers
 
 PREFIX = "/v1/images"
 router = APIRouter(tags=["openai"])
@@ -49,6 +50,7 @@ router = APIRouter(tags=["openai"])
     responses=RESPONSES,
     summary="OpenAI: create images from a prompt (text_to_image)",
 )
+@answers(503, 504)
 async def openai_generate(
     body: OpenAIImageGenerateIn,
     request: Request,
@@ -91,6 +93,7 @@ async def openai_generate(
     summary="OpenAI: edit the transparent (or masked) area of an image (inpaint)",
     openapi_extra={"requestBody": EDIT_BODY},
 )
+@answers(503, 504)
 async def openai_edit(
     request: Request,
     response: Response,
@@ -129,6 +132,7 @@ async def openai_edit(
     summary="OpenAI: variations of an image (image_to_image, neutral prompt)",
     openapi_extra={"requestBody": VARIATION_BODY},
 )
+@answers(503, 504)
 async def openai_variation(
     request: Request,
     response: Response,

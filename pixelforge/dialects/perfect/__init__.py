@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pixelforge.dialects.perfect import settings
 from pixelforge.dialects.perfect.auth import ensure_key, server_key
+from pixelforge.dialects.perfect.errors import PerfectErrorOut as ERROR_MODEL
 from pixelforge.dialects.perfect.errors import format_error
 from pixelforge.dialects.perfect.features import PREFIX
 from pixelforge.dialects.perfect.routes import router
@@ -15,7 +16,7 @@ from pixelforge.services import Services
 
 NAME = "perfect"
 
-__all__ = ["NAME", "PREFIX", "format_error", "on_startup", "router"]
+__all__ = ["ERROR_MODEL", "NAME", "PREFIX", "format_error", "on_startup", "router"]
 
 
 def on_startup(services: Services) -> None:

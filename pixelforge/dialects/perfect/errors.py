@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from pixelforge.errors import ErrorCode, PixelForgeError
+
+
+class PerfectErrorOut(BaseModel):
+    """Perfect's error shape, for the OpenAPI document."""
+
+    status: int
+    error: str
+    error_code: str
 
 
 class PerfectError(PixelForgeError):

@@ -31,6 +31,7 @@ from pixelforge.ids import new_id
 from pixelforge.services import Services
 from pixelforge.store.tables import Account
 from pixelforge.web.deps import ServicesDep
+from pixelforge.web.openapi import answers
 
 
 class FileIn(BaseModel):
@@ -99,6 +100,7 @@ router = APIRouter()
     summary="Upload a file's bytes (the signed URL from file/<feature>)",
     response_class=Response,
 )
+@answers(403, 409, 410, 413, 415)
 async def upload_file(
     file_id: Annotated[str, Path(max_length=64)],
     request: Request,

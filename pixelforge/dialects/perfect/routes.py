@@ -25,6 +25,7 @@ from pixelforge.dialects.perfect.schemas import AuthIn
 from pixelforge.dialects.perfect.settings import options_of
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.web.deps import PrincipalDep, ServicesDep, credential
+from pixelforge.web.openapi import answers
 
 router = APIRouter()
 
@@ -36,6 +37,7 @@ router = APIRouter()
     tags=["perfect"],
     summary="Authenticate: client_id + id_token -> access_token (2 hours)",
 )
+@answers(401)
 async def client_auth(body: AuthIn, services: ServicesDep) -> dict[str, Any]:
     options = options_of(services)
 

@@ -31,10 +31,12 @@ from pixelforge.jobs.status import JobStatus
 from pixelforge.services import Services
 from pixelforge.store.tables import Account, Job, StyleGroup
 from pixelforge.web.deps import ServicesDep, authenticate, get_services
+from pixelforge.web.openapi import authenticates
 
 MAX_PAGE = 20  # Perfect's page_size range is 1..20
 
 
+@authenticates
 def perfect_account(request: Request) -> Account:
     """Bearer access token from client/auth (or a PixelForge API key): the caller's account."""
     return authenticate(get_services(request), request).account
