@@ -91,6 +91,7 @@ class WorkerPool:
                 if t - last_sweep >= self.sweep_interval_s:
                     last_sweep = t
                     self.runner.media.sweep()
+                    self.runner.media.sweep_orphans()
             except Exception:
                 log.exception("housekeeping failed; will retry")
 

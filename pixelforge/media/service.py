@@ -232,6 +232,27 @@ class MediaService:
         return row, path
 
     # -- retention ---------------------------------------------------------------------
+    def sweep_orphans(self, *, min_age_s: float = 24 * 3600, batch: int = 500) -> int:
+        """Delete stored files no media row names, once older than `min_age_s`.
+
+        A worker killed between writing a result file and committing the job's success leaves
+        such a file (never served, never charged); so does a write that died half-way. The age
+        keeps files of jobs still running (written, not yet committed) out of reach."""
+        removed = 0
+        keys = self.store.keys_older_than(min_age_s)
+        while chunk := [k for _, k in zip(range(batch), keys, strict=False)]:
+            with self.db.read() as s:
+                known = set(
+                    s.scalars(select(Media.storage_key).where(Media.storage_key.in_(chunk)))
+                )
+            for key in chunk:
+                if key not in known:
+                    self.store.delete(key)
+                    removed += 1
+        if removed:
+            log.info("swept %d stored files without a media row", removed)
+        return removed
+
     def sweep(self, *, batch: int = 500) -> int:
         """Delete expired items, file first then row, so nothing is left dangling."""
         removed = 0

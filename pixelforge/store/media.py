@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +19,7 @@ class MediaStore(Protocol):
     def put_file(self, src: Path, *, ext: str) -> str: ...
     def path(self, key: str) -> Path: ...
     def delete(self, key: str) -> None: ...
+    def keys_older_than(self, age_s: float) -> Iterator[str]: ...
 
 
 class LocalMediaStore:
@@ -63,3 +66,18 @@ class LocalMediaStore:
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    def keys_older_than(self, age_s: float) -> Iterator[str]:
+        """Keys of stored files last written more than `age_s` ago (`.part` files included:
+        a write that died half-way)."""
+        cutoff = time.time() - age_s
+        for shard in sorted(self.root.iterdir()):
+            if not shard.is_dir() or len(shard.name) != 2:
+                continue
+            for f in sorted(shard.iterdir()):
+                try:
+                    old = f.is_file() and f.stat().st_mtime < cutoff
+                except OSError:  # removed meanwhile
+                    continue
+                if old:
+                    yield f"{shard.name}/{f.name}"
