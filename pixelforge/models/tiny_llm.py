@@ -8,6 +8,7 @@ from typing import Any
 
 from pixelforge.models.base import CHAT, ModelProfile
 from pixelforge.models.llm import TRANSFORMERS_LLM
+from pixelforge.models.profiles import TINY_DESCRIPTION
 
 SEED = 0
 _SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -32,7 +33,7 @@ TINY_LLAMA = ModelProfile(
     kind=TRANSFORMERS_LLM,
     tasks=(CHAT,),
     source="./tiny-llama",  # relative to the models dir, so the dir can move
-    description="random weights, for tests and offline demos: outputs are gibberish",
+    description=TINY_DESCRIPTION,
     dtype_gpu="float32",  # same tokens on every device class
     tiny=True,
     extra={"context_length": 512},

@@ -15,7 +15,7 @@ TINY_IDS = {
 }
 
 
-def test_builds_all_five_in_seconds_and_registers_them(tiny: TinyModels) -> None:
+def test_builds_all_in_seconds_and_registers_them(tiny: TinyModels) -> None:
     assert {p.id for p in tiny.profiles} == TINY_IDS
     assert tiny.seconds < 30, f"building the tiny models took {tiny.seconds:.1f} s"
     catalog = Catalog(tiny.dir)
