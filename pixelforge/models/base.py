@@ -24,6 +24,8 @@ PERSON_SEGMENTATION = "person_segmentation"
 POSE_ESTIMATION = "pose_estimation"
 NSFW_DETECTION = "nsfw_detection"
 UPSCALE = "upscale"
+# Language models (llm.py): chat messages or a prompt -> text.
+CHAT = "chat"
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,9 @@ class ModelProfile:
     extra: dict[str, Any] = field(default_factory=dict)
     # diffusers (a pipeline or single-model folder) | onnx (ONNX Runtime; `extra` holds its
     # layout, see pixelforge.models.onnx_model.OnnxSpec) | mediapipe | nudenet | ncnn (weights
-    # shipped in the pip package named by `source`, see pixelforge.models.bundled)
+    # shipped in the pip package named by `source`, see pixelforge.models.bundled) |
+    # transformers-llm (a causal language model; `extra` may name a GGUF file, see
+    # pixelforge.models.llm)
     kind: str = "diffusers"
 
 

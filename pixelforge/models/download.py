@@ -9,12 +9,14 @@ from pathlib import Path
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ModelProfile
 from pixelforge.models.bundled import BUNDLED_KINDS, INSTALL_HINTS, bundled_files, package_dir
+from pixelforge.models.llm import TRANSFORMERS_LLM, gguf_path
 from pixelforge.models.onnx_model import ONNX, onnx_spec
 
 # Components PixelForge never loads (its own safety checks live in pixelforge.safety).
 SKIPPED_COMPONENTS = frozenset({"safety_checker"})
-# Configs, tokenizers (vocab.json, merges.txt, spiece.model), schedulers: all small.
-_SMALL_SUFFIXES = (".json", ".txt", ".model")
+# Configs, tokenizers (vocab.json, merges.txt, spiece.model), schedulers, chat templates:
+# all small.
+_SMALL_SUFFIXES = (".json", ".txt", ".model", ".jinja")
 # diffusers/transformers weight names, optionally with a variant and/or a shard suffix.
 _WEIGHT_RE = re.compile(
     r"^(?:diffusion_pytorch_model|model|pytorch_model)"
@@ -67,6 +69,8 @@ def is_available(profile: ModelProfile, models_dir: Path) -> bool:
     path = model_path(profile, models_dir)
     if profile.kind == ONNX:
         return onnx_files_present(profile, path)
+    if profile.kind == TRANSFORMERS_LLM and gguf_path(profile, path) is not None:
+        return True  # converted on its first load
     return is_complete(path)
 
 

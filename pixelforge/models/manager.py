@@ -34,6 +34,7 @@ from pixelforge.models.download import (
     local_variant,
     model_path,
 )
+from pixelforge.models.llm import TRANSFORMERS_LLM, gguf_path, load_chat_model
 from pixelforge.models.onnx_model import ONNX, load_onnx, onnx_device, onnx_spec
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,8 @@ class ModelManager:
         when it is on disk (`pixelforge models pull taesd`); otherwise it is ignored.
 
         An onnx profile yields its `OnnxModel` (an ONNX Runtime session and its layout); a
-        bundled profile (mediapipe, nudenet, ncnn) its library object, under its lock."""
+        transformers-llm profile its `ChatModel` (task "chat"); a bundled profile (mediapipe,
+        nudenet, ncnn) its library object, under its lock."""
         profile = self.profile(model_id, task=task)
         if profile.kind in BUNDLED_KINDS:
             # CPU-only libraries: no torch setup, so the API process stays light.
@@ -133,6 +135,10 @@ class ModelManager:
         self._setup()
         if profile.kind == ONNX:
             with self._resident_onnx(profile) as model:
+                yield model
+            return
+        if profile.kind == TRANSFORMERS_LLM:
+            with self._resident_llm(profile) as model:
                 yield model
             return
         with ExitStack() as stack:
@@ -254,6 +260,25 @@ class ModelManager:
             load=functools.partial(load_onnx, profile, path, device=device, threads=self._threads),
             estimate_bytes=estimate,
             dtype="float32",
+        )
+
+    def _resident_llm(self, profile: ModelProfile) -> Any:
+        path = model_path(profile, self.models_dir)
+        dtype = self.dtype_for(profile)
+        estimate = 0
+        if profile.id not in self.cache:
+            gguf = gguf_path(profile, path)
+            if gguf is not None and disk_bytes(path, None) == 0:
+                # Quantized to ~4.5 bits a weight; dequantized to 32 on load.
+                estimate = gguf.stat().st_size * 7 * _DTYPE_BYTES[dtype] // 4
+            else:
+                estimate = disk_bytes(path, None) * _DTYPE_BYTES[dtype] // 4
+        return self.cache.use(
+            profile.id,
+            device=self.device,
+            load=functools.partial(load_chat_model, profile, path, dtype=dtype, device=self.device),
+            estimate_bytes=estimate,
+            dtype=dtype,
         )
 
     def _load(self, profile: ModelProfile, path: Path, variant: str | None, dtype: str) -> Any:

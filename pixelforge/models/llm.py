@@ -1,0 +1,286 @@
+"""Language models on transformers: load (HF folder, Hub repo or GGUF) and generate text."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pixelforge.errors import ErrorCode, PixelForgeError
+from pixelforge.models.base import ModelProfile
+
+log = logging.getLogger(__name__)
+
+TRANSFORMERS_LLM = "transformers-llm"
+FinishReason = Literal["stop", "length"]
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+# A profile's `extra` may name a GGUF file: inside an installed pip package (`gguf_package`,
+# found without importing it) or inside the profile's own folder.
+GGUF_FILE = "gguf_file"
+GGUF_PACKAGE = "gguf_package"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One candidate's finished text."""
+
+    index: int
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of candidate `index`'s text; the last one for a candidate has `finish_reason`."""
+
+    index: int
+    text: str
+    finish_reason: FinishReason | None = None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings; temperature 0 means greedy (argmax) decoding."""
+
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+def gguf_path(profile: ModelProfile, folder: Path) -> Path | None:
+    """The profile's GGUF file, if it names one and it is on disk."""
+    name = profile.extra.get(GGUF_FILE)
+    if not isinstance(name, str):
+        return None
+    package = profile.extra.get(GGUF_PACKAGE)
+    root = _package_dir(package) if isinstance(package, str) else folder
+    path = root / name if root is not None else None
+    return path if path is not None and path.is_file() else None
+
+
+def _package_dir(name: str) -> Path | None:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def is_converted(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def load_chat_model(profile: ModelProfile, folder: Path, *, dtype: str, device: str) -> ChatModel:
+    """Load `profile` from `folder` (an HF model folder), or from its GGUF file, which is
+    converted once into `folder` as safetensors (a GGUF load dequantizes every tensor, ~8x
+    slower than reading the converted copy)."""
+    import torch
+
+    tf = importlib.import_module("transformers")
+    start = time.perf_counter()
+    try:
+        gguf = None if is_converted(folder) else gguf_path(profile, folder)
+        if gguf is not None:
+            _convert(gguf, folder)
+        tokenizer = tf.AutoTokenizer.from_pretrained(folder)
+        model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
+    except (OSError, ValueError, KeyError) as e:
+        raise PixelForgeError(
+            ErrorCode.model_unavailable,
+            f"model {profile.id!r} could not be loaded from {folder}: {e}",
+        ) from e
+    model.to(device).eval()
+    log.info(
+        "loaded chat model %s (%s, %s) in %.1f s",
+        profile.id,
+        dtype,
+        device,
+        time.perf_counter() - start,
+    )
+    return ChatModel(profile.id, model, tokenizer)
+
+
+def _convert(gguf: Path, folder: Path) -> None:
+    """GGUF -> an HF folder (config, tokenizer with its chat template, safetensors)."""
+    tf = importlib.import_module("transformers")
+    log.info("converting %s to safetensors in %s (once)", gguf.name, folder)
+    tokenizer = tf.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = tf.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The tensors are already dequantized to float32; only the marker of their origin stops
+    # save_pretrained, so it goes.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    # Written beside the target, then renamed: a reader never sees half a model.
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp.rename(folder)
+
+
+class ChatModel:
+    """A loaded causal LM and its tokenizer. Safe to share between threads: generation keeps
+    all of its state (KV cache, random generator) local to the call."""
+
+    def __init__(self, model_id: str, model: Any, tokenizer: Any) -> None:
+        self.model_id = model_id
+        self.model = model
+        self.tokenizer = tokenizer
+        self._eos = _eos_ids(model, tokenizer)
+
+    @property
+    def resident_bytes(self) -> int:
+        """Parameter and buffer bytes (what the model cache budgets)."""
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        return sum(int(t.numel() * t.element_size()) for t in tensors)
+
+    def prompt_ids(self, prompt: str | Sequence[Message]) -> list[int]:
+        """Token ids of a raw prompt, or of chat messages through the tokenizer's template
+        (with the assistant turn opened)."""
+        if isinstance(prompt, str):
+            return list(self.tokenizer(prompt)["input_ids"])
+        if not self.tokenizer.chat_template:
+            raise PixelForgeError(
+                ErrorCode.invalid_parameter,
+                f"model {self.model_id!r} has no chat template; send a plain prompt",
+            )
+        text = self.tokenizer.apply_chat_template(
+            list(prompt), tokenize=False, add_generation_prompt=True
+        )
+        # The template already wrote any BOS token it wants.
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(
+        self, prompt: str | Sequence[Message], *, n: int = 1, **sampling: Any
+    ) -> list[Completion]:
+        """`n` candidates for `prompt` (a string, or chat messages), decoded together.
+        Keyword arguments are `Sampling`'s fields (max_tokens, temperature, top_p, top_k,
+        repetition_penalty, seed, stop)."""
+        ids = self.prompt_ids(prompt)
+        texts = [""] * n
+        finish: list[FinishReason] = ["length"] * n
+        counts = [0] * n
+        for delta in self._decode(ids, n, Sampling(**_stops(sampling)), counts):
+            texts[delta.index] += delta.text
+            if delta.finish_reason is not None:
+                finish[delta.index] = delta.finish_reason
+        return [Completion(i, texts[i], finish[i], len(ids), counts[i]) for i in range(n)]
+
+    def stream(
+        self, prompt: str | Sequence[Message], *, n: int = 1, **sampling: Any
+    ) -> Iterator[Delta]:
+        """Like `generate`, as text deltas per candidate while they are decoded; each
+        candidate's last delta carries its finish_reason."""
+        ids = self.prompt_ids(prompt)
+        yield from self._decode(ids, n, Sampling(**_stops(sampling)), [0] * n)
+
+    def _decode(self, ids: list[int], n: int, opts: Sampling, counts: list[int]) -> Iterator[Delta]:
+        import torch
+
+        from pixelforge.models.llm_text import CandidateText
+
+        if n < 1 or opts.max_tokens < 1:
+            raise PixelForgeError(ErrorCode.invalid_parameter, "n and max_tokens must be >= 1")
+        device = self.model.device
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(opts.seed if opts.seed is not None else _random_seed())
+        processors = _processors(opts)
+        texts = [CandidateText(self.tokenizer, opts.stop) for _ in range(n)]
+        done = [False] * n
+        seqs = torch.tensor([ids] * n, dtype=torch.long, device=device)
+        step_input, past = seqs, None
+        with torch.inference_mode():
+            for step in range(opts.max_tokens):
+                out = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                logits = processors(seqs, out.logits[:, -1, :].float())
+                nxt = _pick(logits, opts.temperature, generator).to(device)
+                seqs = torch.cat([seqs, nxt[:, None]], dim=1)
+                step_input = nxt[:, None]
+                last = step == opts.max_tokens - 1
+                for i, token in enumerate(nxt.tolist()):
+                    if done[i]:
+                        continue
+                    if token in self._eos:
+                        done[i] = True
+                        yield Delta(i, texts[i].flush(), "stop")
+                        continue
+                    counts[i] += 1
+                    piece, stopped = texts[i].add(token)
+                    if stopped or last:
+                        done[i] = True
+                        tail = "" if stopped else texts[i].flush()
+                        yield Delta(i, piece + tail, "stop" if stopped else "length")
+                    elif piece:
+                        yield Delta(i, piece)
+                if all(done):
+                    return
+
+
+def _stops(sampling: dict[str, Any]) -> dict[str, Any]:
+    stop = sampling.get("stop")
+    if isinstance(stop, str):
+        return {**sampling, "stop": (stop,)}
+    return {**sampling, "stop": tuple(s for s in stop or () if s)}
+
+
+def _random_seed() -> int:
+    import secrets
+
+    return secrets.randbits(63)
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """Every id that ends a turn: the generation config's (often a list) and the tokenizer's."""
+    ids: set[int] = set()
+    config = getattr(model, "generation_config", None)
+    for value in (getattr(config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, list):
+            ids.update(v for v in value if isinstance(v, int))
+    return frozenset(ids)
+
+
+def _processors(opts: Sampling) -> Any:
+    tf = importlib.import_module("transformers")
+    procs = tf.LogitsProcessorList()
+    if opts.repetition_penalty != 1.0:
+        procs.append(tf.RepetitionPenaltyLogitsProcessor(opts.repetition_penalty))
+    if opts.temperature > 0:
+        if opts.temperature != 1.0:
+            procs.append(tf.TemperatureLogitsWarper(opts.temperature))
+        if opts.top_k > 0:
+            procs.append(tf.TopKLogitsWarper(opts.top_k))
+        if opts.top_p < 1.0:
+            procs.append(tf.TopPLogitsWarper(opts.top_p))
+    return procs
+
+
+def _pick(logits: Any, temperature: float, generator: Any) -> Any:
+    """Next token per row: argmax when greedy, else a draw from the (warped) distribution,
+    on the CPU so a seed gives the same tokens on every device."""
+    import torch
+
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits, dim=-1).cpu()
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
