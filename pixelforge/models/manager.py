@@ -27,6 +27,13 @@ from pixelforge.models.base import (
 from pixelforge.models.bundled import BUNDLED_KINDS, INSTALL_HINTS, use_bundled
 from pixelforge.models.cache import ModelCache, device_class
 from pixelforge.models.catalog import TASKS, Catalog
+from pixelforge.models.devices import (
+    cpu_has_native_bf16,
+    detect_device,
+    gpu_bf16,
+    gpu_budget,
+    ram_bytes,
+)
 from pixelforge.models.download import (
     disk_bytes,
     is_available,
@@ -75,7 +82,7 @@ class ModelManager:
         self.models_dir = Path(models_dir)
         self.catalog = Catalog(self.models_dir)
         self.cache = ModelCache(
-            cpu_budget_bytes=cpu_budget_bytes or _ram_bytes() // 2,
+            cpu_budget_bytes=cpu_budget_bytes or ram_bytes() // 2,
             gpu_budget_bytes=gpu_budget_bytes or 0,  # 0: measured on the first load
         )
         self._device = device
@@ -174,7 +181,7 @@ class ModelManager:
     def dtype_for(self, profile: ModelProfile) -> str:
         """float16/bfloat16 on GPUs as the profile says; on CPU see `cpu_dtype`."""
         if device_class(self.device) == "gpu":
-            if profile.dtype_gpu == "bfloat16" and not _gpu_bf16(self.device):
+            if profile.dtype_gpu == "bfloat16" and not gpu_bf16(self.device):
                 return "float16"
             return profile.dtype_gpu
         if self._cpu_dtype != "auto":
@@ -226,7 +233,7 @@ class ModelManager:
             if self._threads > 0:
                 torch.set_num_threads(self._threads)
             if self.cache.budget("gpu") == 0:
-                self.cache.set_budget("gpu", _gpu_budget(self.device))
+                self.cache.set_budget("gpu", gpu_budget(self.device))
             self._ready = True
 
     def _resident(self, profile: ModelProfile, dtype: str | None = None) -> Any:
@@ -367,56 +374,6 @@ def rebuild(cls: Any, base: Any, overrides: dict[str, Any]) -> Any:
 def _diffusers() -> Any:
     """diffusers as `Any`: its loaders are untyped (mypy --strict)."""
     return importlib.import_module("diffusers")
-
-
-def detect_device() -> str:
-    """cuda > mps > cpu."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """x86 AVX512-BF16 or AMX, or Arm BF16: bfloat16 math runs at full speed there."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def _gpu_bf16(device: str) -> bool:
-    import torch
-
-    if device.startswith("cuda"):
-        return bool(torch.cuda.is_bf16_supported())
-    return True
-
-
-def _gpu_budget(device: str) -> int:
-    import torch
-
-    if device.startswith("cuda"):
-        # Room left for activations, the VAE decode and the CUDA context.
-        return int(torch.cuda.get_device_properties(torch.device(device)).total_memory * 0.8)
-    return _ram_bytes() // 2  # mps: unified memory
-
-
-def _ram_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 16 * 2**30
 
 
 if TYPE_CHECKING:
