@@ -24,7 +24,7 @@ written to the ledger.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,56 +205,62 @@ def _owned(s: Session, claim: Claim) -> Job | None:
     return job
 
 
-def succeed(
-    s: Session, claim: Claim, *, result: dict[str, Any] | None, outputs: Sequence[Media]
-) -> Outcome:
-    """running -> succeeded: outputs, result and capture together. A cancel (or abandonment)
-    requested while the last step ran wins: the job is canceled instead and not charged."""
+def _end_attempt(s: Session, claim: Claim, record: Callable[[Job], Outcome]) -> Outcome:
+    """End the running attempt `claim` holds with `record`. Refused unless the attempt still
+    owns the job; a cancel (or abandonment) requested meanwhile wins over whatever `record`
+    would write: the job is canceled and not charged."""
     job = _owned(s, claim)
     if job is None:
         return _refused(s.get(Job, claim.job_id), claim)
     if job.cancel_requested:
         _end_canceled(s, job, CANCELED_BY_CLIENT)
         return _applied(job)
-    job.result = result
-    s.add_all(outputs)
-    _end(s, job, SUCCEEDED, None, None)
-    return _applied(job)
+    return record(job)
+
+
+def succeed(
+    s: Session, claim: Claim, *, result: dict[str, Any] | None, outputs: Sequence[Media]
+) -> Outcome:
+    """running -> succeeded: outputs, result and capture together."""
+
+    def record(job: Job) -> Outcome:
+        job.result = result
+        s.add_all(outputs)
+        _end(s, job, SUCCEEDED, None, None)
+        return _applied(job)
+
+    return _end_attempt(s, claim, record)
 
 
 def fail(s: Session, claim: Claim, *, code: ErrorCode, message: str) -> Outcome:
-    """running -> failed, not charged (canceled instead when a cancel was requested)."""
-    job = _owned(s, claim)
-    if job is None:
-        return _refused(s.get(Job, claim.job_id), claim)
-    if job.cancel_requested:
-        _end_canceled(s, job, CANCELED_BY_CLIENT)
-    else:
+    """running -> failed, not charged."""
+
+    def record(job: Job) -> Outcome:
         _end(s, job, FAILED, code.value, message)
-    return _applied(job)
+        return _applied(job)
+
+    return _end_attempt(s, claim, record)
 
 
 def stop(s: Session, claim: Claim) -> Outcome:
     """running -> canceled: the attempt stopped on a cancel request; not charged."""
-    job = _owned(s, claim)
-    if job is None:
-        return _refused(s.get(Job, claim.job_id), claim)
-    _end_canceled(s, job, CANCELED_BY_CLIENT)
-    return _applied(job)
+
+    def record(job: Job) -> Outcome:
+        _end_canceled(s, job, CANCELED_BY_CLIENT)
+        return _applied(job)
+
+    return _end_attempt(s, claim, record)
 
 
 def give_back(s: Session, claim: Claim) -> Outcome:
-    """running -> queued on a clean shutdown: not a crash, so the attempt is returned (a
-    requested cancel is recorded instead: canceled, not charged)."""
-    job = _owned(s, claim)
-    if job is None:
-        return _refused(s.get(Job, claim.job_id), claim)
-    if job.cancel_requested:
-        _end_canceled(s, job, CANCELED_BY_CLIENT)
-        return _applied(job)
-    _requeue(job)
-    job.attempts -= 1
-    return _applied(job, requeued=True)
+    """running -> queued on a clean shutdown: not a crash, so the attempt is returned."""
+
+    def record(job: Job) -> Outcome:
+        _requeue(job)
+        job.attempts -= 1
+        return _applied(job, requeued=True)
+
+    return _end_attempt(s, claim, record)
 
 
 def _requeue(job: Job) -> None:
