@@ -99,7 +99,8 @@ def test_redis_restarted_mid_run(tmp_path: Path) -> None:
         with LiveServer(settings) as srv:
             account_id, key = srv.account(credits=GRANTED)
             with srv.client(key) as c:
-                media_id = srv.upload(c, photo(96))["id"]
+                # Large enough that the upscale is still running when Redis goes away.
+                media_id = srv.upload(c, photo(192))["id"]
             job_id = run_one(srv, key, media_id, "req-1")
             wait_running(srv, key, job_id)
 
