@@ -71,6 +71,7 @@ class JobRunContext:
         # The row already says "running"; the first progress write can wait its interval.
         self._last_db = time.monotonic()
         self._canceled = False
+        self._tokens = 0  # text pieces emitted (emit_text)
 
     # -- progress and cancel -------------------------------------------------------------
     def progress(self, step: int, total: int, preview: Image.Image | None = None) -> None:
@@ -101,6 +102,26 @@ class JobRunContext:
             total=total,
             preview=preview,
         )
+
+    def emit_text(self, index: int, text: str, finish_reason: str | None = None) -> None:
+        self._tokens += 1
+        event = Event(
+            job_id=self._job_id,
+            account_id=self._account_id,
+            type=EventType.TOKEN,
+            step=self._tokens,
+            index=index,
+            delta=text,
+            finish_reason=finish_reason,
+        )
+        self._env.bus.publish(event)
+        # A cancel through this process is seen at once; one through another process (or a
+        # lost lease) by reading the row, at most once per interval.
+        t = time.monotonic()
+        if t - self._last_db >= self.DB_WRITE_INTERVAL_S:
+            self._last_db = t
+            self.cancelled()
+        self._raise_if_stopped()
 
     def cancelled(self) -> bool:
         if not self._canceled and self._job_id in self._env.cancel_requests:

@@ -24,6 +24,10 @@ class Event:
     error_code: str | None = None
     message: str | None = None
     preview: str | None = None  # data URI, only on `preview` events
+    # Only on `token` events: the candidate, its new text, and on its last piece why it ended.
+    index: int | None = None
+    delta: str | None = None
+    finish_reason: str | None = None
     ts: float = field(default_factory=now)
 
     def __post_init__(self) -> None:
@@ -34,8 +38,9 @@ class Event:
         d = asdict(self)
         del d["account_id"]
         d["type"] = self.type.value
-        if d["preview"] is None:
-            del d["preview"]
+        for key in ("preview", "index", "delta", "finish_reason"):
+            if d[key] is None:
+                del d[key]
         return d
 
     @property

@@ -242,14 +242,20 @@ def fail(s: Session, claim: Claim, *, code: ErrorCode, message: str) -> Outcome:
     return _end_attempt(s, claim, record)
 
 
-def stop(s: Session, claim: Claim) -> Outcome:
-    """running -> canceled: the attempt stopped on a cancel request; not charged."""
+def stop(s: Session, claim: Claim, *, result: dict[str, Any] | None = None) -> Outcome:
+    """running -> canceled: the attempt stopped on a cancel request; not charged. `result`
+    is what the attempt had made so far (a language model's partial text), kept on the row."""
 
     def record(job: Job) -> Outcome:
         _end_canceled(s, job, CANCELED_BY_CLIENT)
         return _applied(job)
 
-    return _end_attempt(s, claim, record)
+    outcome = _end_attempt(s, claim, record)
+    if outcome.applied and result is not None:
+        job = s.get(Job, claim.job_id)
+        if job is not None:
+            job.result = result
+    return outcome
 
 
 def give_back(s: Session, claim: Claim) -> Outcome:

@@ -194,7 +194,8 @@ class Runner:
         if isinstance(outcome, Interrupted):
             return self._end(ctx, lambda s: lifecycle.give_back(s, claim))
         if isinstance(outcome, JobCanceled):
-            return self._end(ctx, lambda s: lifecycle.stop(s, claim))
+            partial = outcome.partial
+            return self._end(ctx, lambda s: lifecycle.stop(s, claim, result=partial))
         if isinstance(outcome, PixelForgeError):
             code, message = outcome.code, outcome.message
         else:  # a pipeline bug must fail the job, not the worker

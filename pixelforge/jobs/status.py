@@ -29,6 +29,7 @@ class EventType(StrEnum):
     STARTED = "started"
     PROGRESS = "progress"
     PREVIEW = "preview"
+    TOKEN = "token"  # a piece of generated text (language-model jobs)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"

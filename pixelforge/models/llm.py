@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ModelProfile
@@ -17,7 +17,7 @@ from pixelforge.models.base import ModelProfile
 log = logging.getLogger(__name__)
 
 TRANSFORMERS_LLM = "transformers-llm"
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 # A profile's `extra` may name a GGUF file: inside an installed pip package (`gguf_package`,
 # found without importing it) or inside the profile's own folder.
@@ -34,6 +34,7 @@ class Completion:
     finish_reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Delta:
     index: int
     text: str
     finish_reason: FinishReason | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # an upstream's tool-call chunks, as sent
+    tokens: int = 0  # completion tokens this delta accounts for (their sum is the count)
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,70 @@ class Sampling:
     top_p: float = 1.0
     top_k: int = 0
     repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # Continue the final assistant message of a chat prompt instead of opening a new turn.
+    continue_last: bool = False
+    # {"type": "json_object"} or {"type": "json_schema", "json_schema": {"name", "schema"}}.
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+
+
+# What an engine may support beyond plain sampling (ChatEngine.features).
+FEATURE_JSON = "json_schema"  # response_format json_object / json_schema
+FEATURE_TOOLS = "tools"  # tools and tool_choice
+FEATURE_CONTINUE = "continue"  # continue_last
+
+
+class ChatEngine(Protocol):
+    """A loaded language model, whatever runs it (transformers, llama.cpp, an upstream
+    OpenAI-compatible server): what `ModelProvider.load(id, task="chat")` yields."""
+
+    model_id: str
+    context_length: int  # prompt + completion tokens the model accepts
+    features: frozenset[str]
+
+    def count_tokens(self, prompt: str | Sequence[Message], *, continue_last: bool = False) -> int:
+        """Tokens of `prompt` as it would be sent (chat template applied)."""
+        ...
+
+    def generate(
+        self, prompt: str | Sequence[Message], *, n: int = 1, **sampling: Any
+    ) -> list[Completion]:
+        """`n` finished candidates; keyword arguments are `Sampling`'s fields."""
+        ...
+
+    def stream(
+        self, prompt: str | Sequence[Message], *, n: int = 1, **sampling: Any
+    ) -> Iterator[Delta]:
+        """Text deltas per candidate while decoded; a candidate's last carries its finish."""
+        ...
+
+
+def unsupported(engine: ChatEngine, opts: Sampling) -> str | None:
+    """The first option `opts` asks for that `engine` lacks, named for an error message."""
+    wants_json = opts.response_format is not None and opts.response_format.get("type") != "text"
+    if wants_json and FEATURE_JSON not in engine.features:
+        return "response_format"
+    if opts.tools and FEATURE_TOOLS not in engine.features:
+        return "tools"
+    if opts.continue_last and FEATURE_CONTINUE not in engine.features:
+        return "continue_last"
+    return None
+
+
+def require_supported(engine: ChatEngine, opts: Sampling) -> None:
+    """Refuse, with a clear invalid_parameter, an option the engine cannot honour."""
+    missing = unsupported(engine, opts)
+    if missing is not None:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"model {engine.model_id!r} does not support {missing}; use a model whose "
+            "backend does (see GET /v1/models)",
+        )
 
 
 def gguf_path(profile: ModelProfile, folder: Path) -> Path | None:
@@ -112,7 +177,16 @@ def load_chat_model(profile: ModelProfile, folder: Path, *, dtype: str, device: 
         device,
         time.perf_counter() - start,
     )
-    return ChatModel(profile.id, model, tokenizer)
+    context = profile.extra.get("context_length")
+    return ChatModel(profile.id, model, tokenizer, context_length=_context_length(context, model))
+
+
+def _context_length(declared: object, model: Any) -> int:
+    """The profile's context_length, else the model config's position limit."""
+    if isinstance(declared, int) and declared > 0:
+        return declared
+    limit = getattr(model.config, "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 0 else 2048
 
 
 def _convert(gguf: Path, folder: Path) -> None:
@@ -140,10 +214,13 @@ class ChatModel:
     """A loaded causal LM and its tokenizer. Safe to share between threads: generation keeps
     all of its state (KV cache, random generator) local to the call."""
 
-    def __init__(self, model_id: str, model: Any, tokenizer: Any) -> None:
+    features = frozenset({FEATURE_CONTINUE})
+
+    def __init__(self, model_id: str, model: Any, tokenizer: Any, *, context_length: int) -> None:
         self.model_id = model_id
         self.model = model
         self.tokenizer = tokenizer
+        self.context_length = context_length
         self._eos = _eos_ids(model, tokenizer)
 
     @property
@@ -152,9 +229,15 @@ class ChatModel:
         tensors = [*self.model.parameters(), *self.model.buffers()]
         return sum(int(t.numel() * t.element_size()) for t in tensors)
 
-    def prompt_ids(self, prompt: str | Sequence[Message]) -> list[int]:
+    def count_tokens(self, prompt: str | Sequence[Message], *, continue_last: bool = False) -> int:
+        return len(self.prompt_ids(prompt, continue_last=continue_last))
+
+    def prompt_ids(
+        self, prompt: str | Sequence[Message], *, continue_last: bool = False
+    ) -> list[int]:
         """Token ids of a raw prompt, or of chat messages through the tokenizer's template
-        (with the assistant turn opened)."""
+        (with the assistant turn opened, or the last assistant message left open to be
+        continued)."""
         if isinstance(prompt, str):
             return list(self.tokenizer(prompt)["input_ids"])
         if not self.tokenizer.chat_template:
@@ -162,8 +245,17 @@ class ChatModel:
                 ErrorCode.invalid_parameter,
                 f"model {self.model_id!r} has no chat template; send a plain prompt",
             )
+        messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
+        if continue_last and (not messages or messages[-1]["role"] != "assistant"):
+            raise PixelForgeError(
+                ErrorCode.invalid_parameter,
+                "continue_last needs the messages to end with an assistant message",
+            )
         text = self.tokenizer.apply_chat_template(
-            list(prompt), tokenize=False, add_generation_prompt=True
+            messages,
+            tokenize=False,
+            add_generation_prompt=not continue_last,
+            continue_final_message=continue_last,
         )
         # The template already wrote any BOS token it wants.
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -174,11 +266,12 @@ class ChatModel:
         """`n` candidates for `prompt` (a string, or chat messages), decoded together.
         Keyword arguments are `Sampling`'s fields (max_tokens, temperature, top_p, top_k,
         repetition_penalty, seed, stop)."""
-        ids = self.prompt_ids(prompt)
+        opts = self._options(sampling)
+        ids = self.prompt_ids(prompt, continue_last=opts.continue_last)
         texts = [""] * n
         finish: list[FinishReason] = ["length"] * n
         counts = [0] * n
-        for delta in self._decode(ids, n, Sampling(**_stops(sampling)), counts):
+        for delta in self._decode(ids, n, opts, counts):
             texts[delta.index] += delta.text
             if delta.finish_reason is not None:
                 finish[delta.index] = delta.finish_reason
@@ -189,8 +282,14 @@ class ChatModel:
     ) -> Iterator[Delta]:
         """Like `generate`, as text deltas per candidate while they are decoded; each
         candidate's last delta carries its finish_reason."""
-        ids = self.prompt_ids(prompt)
-        yield from self._decode(ids, n, Sampling(**_stops(sampling)), [0] * n)
+        opts = self._options(sampling)
+        ids = self.prompt_ids(prompt, continue_last=opts.continue_last)
+        yield from self._decode(ids, n, opts, [0] * n)
+
+    def _options(self, sampling: dict[str, Any]) -> Sampling:
+        opts = Sampling(**_stops(sampling))
+        require_supported(self, opts)
+        return opts
 
     def _decode(self, ids: list[int], n: int, opts: Sampling, counts: list[int]) -> Iterator[Delta]:
         import torch
@@ -202,9 +301,10 @@ class ChatModel:
         device = self.model.device
         generator = torch.Generator(device="cpu")
         generator.manual_seed(opts.seed if opts.seed is not None else _random_seed())
-        processors = _processors(opts)
+        processors = _processors(opts, len(ids))
         texts = [CandidateText(self.tokenizer, opts.stop) for _ in range(n)]
         done = [False] * n
+        pending = [0] * n  # tokens decoded since candidate i's last delta
         seqs = torch.tensor([ids] * n, dtype=torch.long, device=device)
         step_input, past = seqs, None
         with torch.inference_mode():
@@ -221,16 +321,19 @@ class ChatModel:
                         continue
                     if token in self._eos:
                         done[i] = True
-                        yield Delta(i, texts[i].flush(), "stop")
+                        yield Delta(i, texts[i].flush(), "stop", tokens=pending[i])
                         continue
                     counts[i] += 1
+                    pending[i] += 1
                     piece, stopped = texts[i].add(token)
                     if stopped or last:
                         done[i] = True
                         tail = "" if stopped else texts[i].flush()
-                        yield Delta(i, piece + tail, "stop" if stopped else "length")
+                        reason: FinishReason = "stop" if stopped else "length"
+                        yield Delta(i, piece + tail, reason, tokens=pending[i])
                     elif piece:
-                        yield Delta(i, piece)
+                        yield Delta(i, piece, tokens=pending[i])
+                        pending[i] = 0
                 if all(done):
                     return
 
@@ -260,11 +363,34 @@ def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _processors(opts: Sampling) -> Any:
+class _CountPenalty:
+    """OpenAI's frequency and presence penalties: lower each token's logit by
+    `frequency * times it was generated + presence * (it was generated at all)`, counting the
+    completion only (not the prompt)."""
+
+    def __init__(self, frequency: float, presence: float, prompt_len: int) -> None:
+        self.frequency = frequency
+        self.presence = presence
+        self.prompt_len = prompt_len
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        generated = input_ids[:, self.prompt_len :]
+        if generated.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores)
+        counts.scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
+def _processors(opts: Sampling, prompt_len: int) -> Any:
     tf = importlib.import_module("transformers")
     procs = tf.LogitsProcessorList()
     if opts.repetition_penalty != 1.0:
         procs.append(tf.RepetitionPenaltyLogitsProcessor(opts.repetition_penalty))
+    if opts.frequency_penalty or opts.presence_penalty:
+        procs.append(_CountPenalty(opts.frequency_penalty, opts.presence_penalty, prompt_len))
     if opts.temperature > 0:
         if opts.temperature != 1.0:
             procs.append(tf.TemperatureLogitsWarper(opts.temperature))

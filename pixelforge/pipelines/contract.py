@@ -57,7 +57,14 @@ def media_ref_fields(params: BaseModel) -> list[tuple[str, str]]:
 
 
 class JobCanceled(Exception):
-    """Raised inside a pipeline when the job was canceled; the worker records it."""
+    """Raised inside a pipeline when the job was canceled; the worker records it.
+
+    A pipeline may raise it again with `partial`, the result fields of what it had done so
+    far (a language model's text up to the cancel): they are kept on the canceled job."""
+
+    def __init__(self, partial: dict[str, Any] | None = None) -> None:
+        super().__init__("canceled")
+        self.partial = partial
 
 
 @runtime_checkable
@@ -75,6 +82,10 @@ class RunContext(Protocol):
 
     def cancelled(self) -> bool:
         """True once the job has been canceled."""
+
+    def emit_text(self, index: int, text: str, finish_reason: str | None = None) -> None:
+        """Publish a piece of candidate `index`'s generated text (a `token` event); raises
+        JobCanceled if the job was canceled meanwhile."""
 
     def load_image(self, ref: str) -> Image.Image:
         """Open a media item of the job's account (RGB or RGBA)."""
