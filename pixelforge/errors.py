@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     image_too_large = "image_too_large"
     url_not_allowed = "url_not_allowed"
     idempotency_mismatch = "idempotency_mismatch"
+    context_length_exceeded = "context_length_exceeded"  # prompt + max_tokens > the window
     conflict = "conflict"
     expired = "expired"
     signature_invalid = "signature_invalid"
@@ -51,6 +52,7 @@ _STATUS = {
     ErrorCode.image_too_large: 400,
     ErrorCode.url_not_allowed: 400,
     ErrorCode.unknown_pipeline: 400,
+    ErrorCode.context_length_exceeded: 400,
     ErrorCode.error_no_face: 400,
     ErrorCode.error_multiple_people: 400,
     ErrorCode.error_large_face_angle: 400,
