@@ -46,7 +46,7 @@ _IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8":
 Spec = Literal["v2", "v3"]
 
 __all__ = ["Card", "CardData", "ParsedCard", "export_charx", "export_json", "export_png"]
-__all__ += ["card_from_json", "card_to_json", "parse_card"]
+__all__ += ["V1_SPEC", "V2_SPEC", "V3_SPEC", "card_from_json", "card_to_json", "parse_card"]
 
 
 def _bad(message: str) -> PixelForgeError:
@@ -201,7 +201,7 @@ def parse_card(
         raise too_large("the card file", MAX_CARD_FILE_BYTES)
     if card_png.is_png(data):
         return _parse_png(data)
-    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith((b"{", b"[")):
         return ParsedCard(card_from_json(_load_json(data, "the card file")), "json")
     if charx.looks_like_zip(data):

@@ -8,6 +8,7 @@ each read is itself capped, so a zip whose headers lie cannot inflate past them 
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
@@ -82,7 +83,7 @@ def read_charx(data: bytes, *, max_card_json_bytes: int) -> CharxContents:
             files = {info.filename: _read(archive, info) for info in infos}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
         raise _bad(f"this CHARX is not a readable zip file ({exc})") from None
-    except (OSError, ValueError, RuntimeError) as exc:  # bad data in a stream, bad header
+    except (OSError, ValueError, RuntimeError, zlib.error) as exc:  # bad stream or header
         raise _bad(f"this CHARX is corrupt ({exc})") from None
     card_json = files.pop(CARD_JSON)
     return CharxContents(card_json=card_json, files=files)
