@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 from pixelforge.errors import ErrorCode, PixelForgeError
@@ -131,6 +132,76 @@ def check_data(data: Mapping[str, Any]) -> None:
         _check_fields(entry, ENTRY_FIELDS, f"character_book.entries[{i}].")
 
 
+@dataclass(frozen=True)
+class LoreEntry:
+    """One lorebook entry, typed, for context assembly (the card keeps the raw entry)."""
+
+    keys: tuple[str, ...]
+    content: str
+    enabled: bool = True
+    insertion_order: int | float = 0
+    case_sensitive: bool = False
+    use_regex: bool = False
+    constant: bool = False
+    selective: bool = False
+    secondary_keys: tuple[str, ...] = ()
+    position: str = ""  # "before_char" | "after_char" | "" (the specs' values)
+    priority: int | float | None = None
+    name: str = ""
+    comment: str = ""
+    id: int | float | str | None = None
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> LoreEntry:
+        def get(key: str, default: Any) -> Any:
+            value = raw.get(key)
+            return default if value is None else value
+
+        return cls(
+            keys=tuple(get("keys", ())),
+            content=get("content", ""),
+            enabled=get("enabled", True),
+            insertion_order=get("insertion_order", 0),
+            case_sensitive=get("case_sensitive", False),
+            use_regex=get("use_regex", False),
+            constant=get("constant", False),
+            selective=get("selective", False),
+            secondary_keys=tuple(get("secondary_keys", ())),
+            position=get("position", ""),
+            priority=raw.get("priority"),
+            name=get("name", ""),
+            comment=get("comment", ""),
+            id=raw.get("id"),
+            extensions=copy.deepcopy(get("extensions", {})),
+        )
+
+
+@dataclass(frozen=True)
+class Lorebook:
+    """A card's `character_book`, typed (read-only view; the card keeps the raw object)."""
+
+    entries: tuple[LoreEntry, ...]
+    name: str = ""
+    description: str = ""
+    scan_depth: int | float | None = None
+    token_budget: int | float | None = None
+    recursive_scanning: bool = False
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> Lorebook:
+        return cls(
+            entries=tuple(LoreEntry.from_raw(e) for e in raw.get("entries") or ()),
+            name=raw.get("name") or "",
+            description=raw.get("description") or "",
+            scan_depth=raw.get("scan_depth"),
+            token_budget=raw.get("token_budget"),
+            recursive_scanning=bool(raw.get("recursive_scanning")),
+            extensions=copy.deepcopy(raw.get("extensions") or {}),
+        )
+
+
 class _Text:
     """A string field of CardData ("" when absent or null)."""
 
@@ -217,6 +288,12 @@ class CardData:
         """The lorebook as it came (entries with every field), or None."""
         value = self._raw.get("character_book")
         return copy.deepcopy(value) if isinstance(value, dict) else None
+
+    @property
+    def lorebook(self) -> Lorebook | None:
+        """The lorebook as typed entries, or None."""
+        value = self._raw.get("character_book")
+        return Lorebook.from_raw(value) if isinstance(value, dict) else None
 
     @property
     def assets(self) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from PIL import Image, UnidentifiedImageError
 
 from pixelforge.chat import card_png, charx
-from pixelforge.chat.card_data import V1_FIELDS, CardData
+from pixelforge.chat.card_data import V1_FIELDS, CardData, Lorebook, LoreEntry
 from pixelforge.errors import ErrorCode, PixelForgeError, too_large
 
 MAX_CARD_FILE_BYTES = 10 * 1024 * 1024
@@ -45,7 +45,16 @@ _IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8":
 
 Spec = Literal["v2", "v3"]
 
-__all__ = ["Card", "CardData", "ParsedCard", "export_charx", "export_json", "export_png"]
+__all__ = [
+    "Card",
+    "CardData",
+    "LoreEntry",
+    "Lorebook",
+    "ParsedCard",
+    "export_charx",
+    "export_json",
+    "export_png",
+]
 __all__ += ["V1_SPEC", "V2_SPEC", "V3_SPEC", "card_from_json", "card_to_json", "parse_card"]
 
 
@@ -118,7 +127,6 @@ def card_from_json(value: Any) -> Card:
         raise _bad("this card has a spec but no data object")
     # V1: the six fields at the top level; the rest of the top level rides along.
     data = {**_V2_DEFAULTS, **{k: value[k] for k in V1_FIELDS if k in value}}
-    data.setdefault("name", value.get("name"))
     extra = {k: v for k, v in value.items() if k not in V1_FIELDS}
     return Card(data=_named(data), spec=V1_SPEC, spec_version="1.0", extra_top=extra)
 
@@ -134,11 +142,16 @@ def _decode_chunk_text(keyword: str, text: str) -> Any:
     stripped = text.strip()
     if stripped.startswith("{"):  # a few old tools wrote the JSON itself, not base64
         return _load_json(stripped, f"the {keyword} chunk")
+    return _load_json(_unbase64(stripped, f"the {keyword} chunk"), f"the {keyword} chunk's card")
+
+
+def _unbase64(text: str, what: str) -> bytes:
+    """Strict base64, forgiving only line breaks and missing padding (some writers do both)."""
+    compact = "".join(text.split())
     try:
-        raw = base64.b64decode(stripped, validate=True)
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise _bad(f"the {keyword} chunk of this PNG is not valid base64") from None
-    return _load_json(raw, f"the {keyword} chunk's card")
+        raise _bad(f"{what} of this PNG is not valid base64") from None
 
 
 def _parse_png(data: bytes) -> ParsedCard:
@@ -152,10 +165,7 @@ def _parse_png(data: bytes) -> ParsedCard:
     card = card_from_json(_decode_chunk_text(keyword, found.texts[keyword]))
     assets: dict[str, bytes] = {}
     for path, text in found.assets.items():
-        try:
-            assets[path] = base64.b64decode(text.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise _bad(f"the embedded asset {path!r} is not valid base64") from None
+        assets[path] = _unbase64(text, f"the embedded asset {path!r}")
     return ParsedCard(card, "png", found.image, "image/png", assets)
 
 
@@ -216,14 +226,18 @@ def parse_card(
 # -- writing ---------------------------------------------------------------------------------
 
 
-def card_to_json(card: Card, spec: Spec = "v3") -> dict[str, Any]:
-    """The card as a JSON object of the given spec; unknown fields kept as they came."""
+def _spec(spec: str) -> tuple[str, str]:
     if spec not in _SPECS:
         raise PixelForgeError(ErrorCode.invalid_parameter, f"unknown card spec {spec!r}")
-    name, version = _SPECS[spec]
+    return _SPECS[spec]
+
+
+def card_to_json(card: Card, spec: Spec = "v3") -> dict[str, Any]:
+    """The card as a JSON object of the given spec; unknown fields kept as they came."""
+    name, version = _spec(spec)
     if card.spec == name:
         version = card.spec_version
-    data = {**_V2_DEFAULTS, **card.data.to_dict()}
+    data = {**copy.deepcopy(_V2_DEFAULTS), **card.data.to_dict()}
     if spec == "v3":
         data.setdefault("group_only_greetings", [])
     top = copy.deepcopy(card.extra_top)
@@ -263,6 +277,7 @@ def _as_png(image: bytes | None) -> bytes:
 
 def export_png(card: Card, avatar_png: bytes | None = None, spec: Spec = "v3") -> bytes:
     """A PNG card: `chara` (V2) always, plus `ccv3` (V3) for a V3 export, as current tools do."""
+    _spec(spec)
     texts = [("chara", _b64_json(card, "v2"))]
     if spec == "v3":
         texts.append(("ccv3", _b64_json(card, "v3")))

@@ -163,6 +163,21 @@ def test_a_v2_json_with_a_lorebook() -> None:
     assert all(isinstance(e["content"], str) and e["content"] for e in book["entries"])
 
 
+def test_the_lorebook_reads_as_typed_entries() -> None:
+    data = parse_card(_real("seraphina_v2.json")).card.data
+    raw = data.character_book
+    book = data.lorebook
+    assert raw is not None and book is not None
+    assert book.name == "Eldoria" and len(book.entries) == 4
+    first, raw_first = book.entries[0], raw["entries"][0]
+    assert first.keys == tuple(raw_first["keys"]) and "eldoria" in first.keys
+    assert first.content == raw_first["content"]
+    assert first.enabled is raw_first["enabled"]
+    assert first.insertion_order == raw_first["insertion_order"]
+    assert first.position == raw_first["position"]
+    assert parse_card(_broken(("data", "character_book"), None)).card.data.lorebook is None
+
+
 def test_a_v1_card_is_upgraded() -> None:
     seraphina = json.loads(_real("seraphina_v2.json"))
     fields = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
@@ -218,6 +233,16 @@ def test_compressed_text_chunks_carry_cards_too() -> None:
     assert parse_card(_png_with(itxt, ztxt)).card.data.name == "Default-chan"
     plain_itxt = _chunk(b"iTXt", b"ccv3\0\x00\x00\0\0" + _b64(v3))
     assert parse_card(_png_with(plain_itxt)).card.data.name == "Default-chan"
+
+
+def test_wrapped_unpadded_base64_is_read() -> None:
+    _, v3 = _v2_and_v3()
+    # A filler length that makes the base64 need padding, which is then left off.
+    padded = next(t for n in range(3) if (t := _b64({**v3, "x": "y" * n})).endswith(b"="))
+    text = padded.rstrip(b"=")
+    wrapped = b"\r\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+    png = _png_with(_chunk(b"tEXt", b"ccv3\0" + wrapped))
+    assert parse_card(png).card.data.name == "Default-chan"
 
 
 def test_v3_asset_chunks_come_back_as_assets() -> None:
@@ -323,6 +348,14 @@ def test_a_round_trip_keeps_every_field(name: str) -> None:
         assert added <= allowed, (label, added)
         assert _same_json(again.extra_top, card.extra_top), label
         assert again.spec == (V2_SPEC if label.endswith("v2") else V3_SPEC)
+
+
+def test_an_unknown_export_spec_is_refused() -> None:
+    card = parse_card(_real("seraphina_v2.json")).card
+    for export in (export_json, export_png):
+        with pytest.raises(PixelForgeError) as info:
+            export(card, spec="v4")  # type: ignore[call-arg, arg-type]
+        assert info.value.code == ErrorCode.invalid_parameter
 
 
 def test_the_spec_version_a_card_came_with_is_kept() -> None:
