@@ -117,14 +117,12 @@ def card_from_json(value: Any) -> Card:
         if version is not None and not isinstance(version, str | int | float):
             raise _bad("the card's spec_version must be a string")
         extra = {k: v for k, v in value.items() if k not in ("spec", "spec_version", "data")}
-        return Card(
-            data=_named(value["data"]),
-            spec=spec or V2_SPEC,
-            spec_version=str(version) if version is not None else "2.0",
-            extra_top=extra,
-        )
+        spec = spec or V2_SPEC
+        if version is None:
+            version = "3.0" if spec == V3_SPEC else "2.0"
+        return Card(_named(value["data"]), spec, str(version), extra)
     if "spec" in value or "data" in value:
-        raise _bad("this card has a spec but no data object")
+        raise _bad("this card has a spec or data field but no data object")
     # V1: the six fields at the top level; the rest of the top level rides along.
     data = {**_V2_DEFAULTS, **{k: value[k] for k in V1_FIELDS if k in value}}
     extra = {k: v for k, v in value.items() if k not in V1_FIELDS}

@@ -350,6 +350,15 @@ def test_a_round_trip_keeps_every_field(name: str) -> None:
         assert again.spec == (V2_SPEC if label.endswith("v2") else V3_SPEC)
 
 
+def test_a_missing_spec_version_follows_the_spec() -> None:
+    v3 = _ccv3_json(_real("default_chan_v3.png"))
+    del v3["spec_version"]
+    assert card_from_json(v3).spec_version == "3.0"
+    v2 = _seraphina()
+    del v2["spec"], v2["spec_version"]
+    assert (card_from_json(v2).spec, card_from_json(v2).spec_version) == (V2_SPEC, "2.0")
+
+
 def test_an_unknown_export_spec_is_refused() -> None:
     card = parse_card(_real("seraphina_v2.json")).card
     for export in (export_json, export_png):
