@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     expired = "expired"
     signature_invalid = "signature_invalid"
     unknown_pipeline = "unknown_pipeline"
+    invalid_card = "invalid_card"  # a character card file that cannot be read as one
     model_unavailable = "model_unavailable"
     not_available = "not_available"  # this server does not offer this feature
     canceled = "canceled"
@@ -53,6 +54,7 @@ _STATUS = {
     ErrorCode.url_not_allowed: 400,
     ErrorCode.unknown_pipeline: 400,
     ErrorCode.context_length_exceeded: 400,
+    ErrorCode.invalid_card: 400,
     ErrorCode.error_no_face: 400,
     ErrorCode.error_multiple_people: 400,
     ErrorCode.error_large_face_angle: 400,
