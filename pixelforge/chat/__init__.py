@@ -1,0 +1,1 @@
+"""Character chat: characters, personas, chats, cards, context assembly."""
