@@ -102,13 +102,15 @@ def assemble(ctx: ContextInput) -> list[Message]:
         token_budget=ctx.token_budget,
     )
     messages = [_message("system", _definitions(data, ctx, lore, render, char=char), pin=True)]
-    examples = example_turns(_text(data, "mes_example"), char=char, user=user)
+    examples = _example_turns(
+        _text(data, "mes_example"), char=char, user=user, names=(_text(data, "name"), char)
+    )
     if examples:
         messages += [*examples, _message("system", NEW_CHAT_MARKER, pin=True)]
     messages += _with_depth_entries(history, [e for e in lore if e.position == "depth"])
-    post = _ORIGINAL.sub("", _text(data, "post_history_instructions"))
-    if render(post).strip():
-        messages.append(_message("system", render(post).strip(), pin=True))
+    post = render(_ORIGINAL.sub("", _text(data, "post_history_instructions"))).strip()
+    if post:
+        messages.append(_message("system", post, pin=True))
     return messages
 
 
@@ -177,17 +179,18 @@ def _definitions(
     return "\n\n".join(part for part in parts if part)
 
 
-def example_turns(text: str, *, char: str, user: str) -> list[Message]:
+def _example_turns(text: str, *, char: str, user: str, names: Sequence[str] = ()) -> list[Message]:
     """`mes_example` as unpinned user/assistant turns, block after `<START>` block.
 
     A line starting with `{{user}}:` / `<USER>:` / the persona's name and a colon opens a user
-    turn; `{{char}}:` / `<BOT>:` / `<CHAR>:` / the character's name opens an assistant turn;
+    turn; `{{char}}:` / `<BOT>:` / `<CHAR>:` / a character name (`names`) opens an assistant turn;
     other lines continue the current turn (text before a block's first tag is an assistant
     turn). Tags are removed, macros applied, empty turns left out.
     """
+    chars = "|".join(re.escape(n) for n in (*names, char) if n)
     speaker = re.compile(
-        r"\s*(\{\{\s*(user|char)\s*\}\}|<(user|bot|char)>|"
-        rf"(?P<u>{re.escape(user)})|(?P<c>{re.escape(char)}))\s*:[ \t]?",
+        rf"\s*(\{{\{{\s*(user|char)\s*\}}\}}|<(user|bot|char)>|(?P<u>{re.escape(user)})|{chars})"
+        r"\s*:[ \t]?",
         re.IGNORECASE,
     )
     turns: list[Message] = []

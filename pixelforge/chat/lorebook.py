@@ -18,7 +18,7 @@ Pure functions over the Character Card V2/V3 lorebook object. The rules, in shor
   the scanned text.
 - With `recursive_scanning`, the content of active entries is scanned too, at most
   `MAX_RECURSION` rounds.
-- Over `token_budget` (the caller's override, else the book's; none or <= 0: no limit), entries
+- Over `token_budget` (the caller's override if not None, else the book's; <= 0: no limit), entries
   are kept by rank, highest first, while they fit: rank is `priority`, or `insertion_order`
   where an entry has no priority. Lower-ranked entries are the ones dropped.
 - The result is ordered by `insertion_order` (lower first), then by position in the book.
@@ -54,8 +54,8 @@ def estimate_tokens(text: str) -> int:
 
     Runs of ASCII letters count one token per 6 characters (rounded up), runs of digits one per
     3, each other visible ASCII character (punctuation) one, each wide (CJK) character one and
-    other non-ASCII characters one per 3. Whitespace is free. English prose lands within about
-    25% of BPE tokenizers such as Llama's, usually a little above.
+    other non-ASCII characters one per 3. Whitespace is free. A rough figure: on English prose
+    it lands near what BPE tokenizers such as Llama's count, a little above on short words.
     """
     total = 0.0
     for run in re.findall(r"[A-Za-z]+|[0-9]+|[^\x00-\x7f]+|[^\sA-Za-z0-9]", text):
@@ -316,7 +316,7 @@ def select_entries(
     """The entries active for a chat whose messages (oldest first) are `history`.
 
     `render` turns card text into prompt text (the macros); it is applied to content and to
-    plain keys. `token_budget` overrides the book's when given.
+    plain keys. `token_budget`, when not None, overrides the book's (<= 0: no limit).
     """
     if book is None:
         return []
@@ -331,7 +331,7 @@ def select_entries(
         depth = matcher.entry.scan_depth
         depth = book.scan_depth if depth is None else depth
         if depth not in windows:
-            windows[depth] = "\n".join(history[len(history) - depth :]) if depth else ""
+            windows[depth] = "\n".join(history[max(0, len(history) - depth) :]) if depth else ""
         return windows[depth]
 
     active = {
@@ -349,7 +349,8 @@ def select_entries(
         if not found:
             break
         active.update(found)
-    chosen = _within_budget(list(active.values()), token_budget or book.token_budget)
+    budget = book.token_budget if token_budget is None else token_budget
+    chosen = _within_budget(list(active.values()), budget)
     chosen.sort(key=lambda item: (item[0].entry.insertion_order, item[0].entry.index))
     return [_activated(m.entry, content) for m, content in chosen]
 

@@ -187,6 +187,15 @@ def test_example_text_before_a_tag_is_the_characters_and_empty_turns_vanish() ->
     ]
 
 
+def test_example_lines_may_use_the_name_or_the_nickname() -> None:
+    data = card(nickname="Sera", mes_example="Seraphina: One.\nSera: Two {{char}}.\nAnn: Three.")
+    assert run(data, history=())[1:4] == [
+        {"role": "assistant", "content": "One.", "pin": False},
+        {"role": "assistant", "content": "Two Sera.", "pin": False},
+        {"role": "user", "content": "Three.", "pin": False},
+    ]
+
+
 def test_no_examples_no_marker() -> None:
     messages = run(card(mes_example="<START>\n\n<START>"))
     assert all(m["content"] != NEW_CHAT_MARKER for m in messages)

@@ -214,6 +214,7 @@ def test_the_callers_budget_overrides_the_books() -> None:
     lore = [entry([], "A " + "w " * 10, constant=True), entry([], "B " + "w " * 10, constant=True)]
     assert len(active(lore, [], token_budget=1000)) == 2
     assert len(active(lore, [], budget=15, token_budget=1000)) == 1
+    assert len(active(lore, [], budget=0, token_budget=15)) == 2  # an explicit 0: no limit
 
 
 def test_without_priority_the_lowest_insertion_order_is_dropped_first() -> None:
