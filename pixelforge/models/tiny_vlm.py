@@ -11,6 +11,7 @@ from pixelforge.models.profiles import TINY_DESCRIPTION
 from pixelforge.models.vlm import TRANSFORMERS_VLM
 
 SEED = 0
+_CONTEXT = 2048  # room for a card and an instruction about it (Update Vision)
 _IMAGE_SIZE = 32  # one 32x32 tile, 8x8 patches, pixel shuffle 2 -> 4 image tokens
 _PATCH = 8
 _SCALE = 2
@@ -50,7 +51,7 @@ TINY_VLM = ModelProfile(
     description=TINY_DESCRIPTION,
     dtype_gpu="float32",  # same tokens on every device class
     tiny=True,
-    extra={"context_length": 512},
+    extra={"context_length": _CONTEXT},
 )
 
 
@@ -69,7 +70,7 @@ def write_tiny_vlm(target: Path) -> None:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=_CONTEXT,
         bos_token_id=ids("<|im_start|>"),
         eos_token_id=ids("<end_of_utterance>"),
         pad_token_id=ids("<|endoftext|>"),
@@ -130,5 +131,5 @@ def _tokenizer(tf: Any) -> Any:
         bos_token="<|im_start|>",
         eos_token="<end_of_utterance>",
         pad_token="<|endoftext|>",
-        model_max_length=512,
+        model_max_length=_CONTEXT,
     )

@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 
 from pixelforge.catalog.types import LoraTemplate
 from pixelforge.dialects.aliveai import examples as ex
-from pixelforge.dialects.aliveai import routes_prompts, store, ws
+from pixelforge.dialects.aliveai import routes_prompts, routes_vision, store, ws
 from pixelforge.dialects.aliveai import schemas as sc
 from pixelforge.dialects.aliveai.errors import format_error
 from pixelforge.dialects.common import ingest_image
@@ -302,5 +302,6 @@ async def delete_custom_clothes(
 
 
 router.include_router(_api)
+router.include_router(routes_vision.router)
 router.include_router(routes_prompts.router)
 router.include_router(ws.router)
