@@ -260,9 +260,8 @@ async def generate_vision_prompt(body: VisionPromptRequest, call: Call) -> dict[
     return {"promptText": text.strip()}
 
 
-@router.api_route(
+@router.get(
     "/llm/clothes-description/{clothesId}",
-    methods=["GET", "POST"],
     summary="Get Clothes Description (clothesId: a Create Clothes promptId)",
     responses=ex.responses(
         _TEXT, ex.error(404, "not_found", f"clothes {ex.PROMPT_ID!r} not found"), *_ERRORS
