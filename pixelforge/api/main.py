@@ -10,11 +10,14 @@ from pixelforge.api.routes import (
     analyze,
     auth,
     catalog,
+    characters,
+    chats,
     events,
     jobs,
     me,
     media,
     models,
+    personas,
     pipelines,
 )
 
@@ -40,6 +43,9 @@ def include_routes(app: FastAPI) -> None:
         catalog,
         models,
         analyze,
+        characters,
+        personas,
+        chats,
         events,
     ):
         app.include_router(module.router)
