@@ -59,7 +59,15 @@ def _conflict(message: str) -> PixelForgeError:
     return PixelForgeError(ErrorCode.conflict, message)
 
 
-def new_candidate(message_id: str, idx: int, text: str, status: str, **kw: Any) -> ChatCandidateRow:
+def new_candidate(
+    message_id: str,
+    idx: int,
+    text: str,
+    status: str,
+    *,
+    job_id: str | None = None,
+    choice: int = 0,
+) -> ChatCandidateRow:
     return ChatCandidateRow(
         message_id=message_id,
         idx=idx,
@@ -67,10 +75,10 @@ def new_candidate(message_id: str, idx: int, text: str, status: str, **kw: Any) 
         status=status,
         finish_reason=None,
         error_code=None,
-        choice=0,
+        job_id=job_id,
+        choice=choice,
         base_len=0,
         created_at=now(),
-        **kw,
     )
 
 
