@@ -39,6 +39,7 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "object": "chat.message",
             "id": self.row.id,
             "role": self.row.role,
             "created_at": self.row.created_at,

@@ -150,7 +150,7 @@ def _message(m: Message) -> MessageOut:
 
 
 @router.post("", response_model=ChatOut, status_code=status.HTTP_201_CREATED, summary="Create")
-@answers(409)
+@answers(404, 409)
 def create_chat(body: ChatIn, account: CurrentAccount, chats: ChatsDep) -> ChatOut:
     view = chats.create(
         account.id,
