@@ -37,7 +37,8 @@ class ContextInput:
 
 
 def assemble(ctx: ContextInput) -> list[dict[str, Any]]:
-    """A pinned system message from the card and persona, then the history as it is."""
+    """A pinned system message from the card and persona, the history as it is, then the
+    card's post-history instructions (pinned)."""
     card = ctx.card
     char = str(card.get("name") or "")
 
@@ -62,4 +63,7 @@ def assemble(ctx: ContextInput) -> list[dict[str, Any]]:
         }
     ]
     out.extend({"role": m["role"], "content": m["content"], "pin": False} for m in ctx.history)
+    if after := field("post_history_instructions"):
+        text = apply_macros(after, char=char, user=ctx.persona_name)
+        out.append({"role": "system", "content": text, "pin": True})
     return out

@@ -124,6 +124,10 @@ class ReplyService(ChatService):
                 history=history,
             )
         )
+        if continue_last:
+            # The text to continue must come last (after any post-history instructions).
+            last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+            messages.append(messages.pop(last))
         params: dict[str, Any] = {
             **view.row.sampling,
             **sampling,

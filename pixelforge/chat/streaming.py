@@ -11,6 +11,7 @@ from typing import Any
 import anyio.to_thread
 
 from pixelforge.chat.replies import Generation, ReplyService
+from pixelforge.errors import PixelForgeError
 from pixelforge.jobs.status import EventType
 from pixelforge.jobs.streams import JobStream, follow_job
 
@@ -58,7 +59,11 @@ class ReplyStream:
             if ev.type == EventType.TOKEN and ev.delta:
                 yield {"type": "token", "index": gen.offset + (ev.index or 0), "delta": ev.delta}
         read = partial(replies.message, account_id, gen.chat_id, gen.message_id)
-        message = await anyio.to_thread.run_sync(read)
+        try:
+            message = await anyio.to_thread.run_sync(read)
+        except PixelForgeError as e:  # the chat or message was deleted meanwhile
+            yield {"type": "error", "code": e.code.value, "message": e.message}
+            return
         if last is not None and last.type == EventType.FAILED:
             yield {
                 "type": "error",

@@ -37,6 +37,11 @@ def _chat(c: httpx.Client, **kw: Any) -> dict[str, Any]:
     return body
 
 
+def _turns(messages: list[dict[str, Any]]) -> list[str]:
+    """The user and assistant texts a job was sent."""
+    return [m["content"] for m in messages if m["role"] != "system"]
+
+
 def _available(c: httpx.Client) -> tuple[int, int]:
     me = c.get("/v1/me").json()
     return me["credits_available"], me["credits_held"]
@@ -74,10 +79,14 @@ def test_a_chat_opens_with_the_greeting_and_a_reply_is_waited_for(srv: LiveServe
         assert params["stop"] == ["\n\n"] and params["max_tokens"] == 8
         assert params["messages"][0]["role"] == "system" and params["messages"][0]["pin"]
         assert "Seraphina" in params["messages"][0]["content"]
-        assert [m["content"] for m in params["messages"][1:]] == [
-            "Hello User, I am Seraphina.",
-            "hi",
-        ]
+        # The card's context (examples may come first), then the history, then the card's
+        # post-history instructions.
+        assert _turns(params["messages"])[-2:] == ["Hello User, I am Seraphina.", "hi"]
+        assert params["messages"][-1] == {
+            "role": "system",
+            "content": "Stay in character.",
+            "pin": True,
+        }
         full = ok(c.get(f"/v1/chats/{chat['id']}"))
         assert [m["role"] for m in full["messages"]] == ["assistant", "user", "assistant"]
         assert full["messages"][2] == reply
@@ -194,7 +203,7 @@ def test_select_edit_and_delete_from_a_message(srv: LiveServer) -> None:
         # The history sent next is what the chat now shows.
         r = c.post(f"/v1/chats/{cid}/messages", json={"content": "three", **SHORT})
         job = ok(c.get(f"/v1/jobs/{r.headers['X-Job-Id']}"))
-        sent = [m["content"] for m in job["params"]["messages"][1:]]
+        sent = _turns(job["params"]["messages"])[-4:]
         assert sent == ["User? You are awake!", "one", left[2]["content"], "three"]
         assert c.delete(f"/v1/chats/{cid}").status_code == 204
         assert error_code(c.get(f"/v1/chats/{cid}"), 404) == "not_found"
