@@ -42,6 +42,16 @@ def _turns(messages: list[dict[str, Any]]) -> list[str]:
     return [m["content"] for m in messages if m["role"] != "system"]
 
 
+def _settled(c: httpx.Client, chat_id: str) -> dict[str, Any]:
+    """The last message's only candidate once it is no longer generating."""
+    deadline = time.monotonic() + 30
+    while True:
+        [cand] = ok(c.get(f"/v1/chats/{chat_id}"))["messages"][-1]["candidates"]
+        if cand["status"] != "generating" or time.monotonic() > deadline:
+            return dict(cand)
+        time.sleep(0.1)
+
+
 def _available(c: httpx.Client) -> tuple[int, int]:
     me = c.get("/v1/me").json()
     return me["credits_available"], me["credits_held"]
@@ -292,12 +302,7 @@ def test_a_stream_the_client_leaves_cancels_and_keeps_the_text(srv: LiveServer) 
             busy = c.post(f"/v1/chats/{cid}/messages", json={"content": "b", **SHORT})
             assert error_code(busy, 409) == "conflict" and "generated" in busy.text
         # The response is closed: the job is canceled, the message keeps what it got.
-        deadline = time.monotonic() + 30
-        while True:
-            [cand] = ok(c.get(f"/v1/chats/{cid}"))["messages"][-1]["candidates"]
-            if cand["status"] != "generating" or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        cand = _settled(c, cid)
         assert cand["status"] == "incomplete" and cand["finish_reason"] == "cancelled"
         assert cand["text"].startswith("".join(pieces)) and 0 < cand["completion_tokens"] < 400
         assert ok(c.get(f"/v1/jobs/{init['job_id']}"))["status"] == "canceled"
@@ -322,6 +327,25 @@ def _round_trip(settings_for: Any) -> None:
 
 def test_a_chat_survives_a_restart(models: Path, tmp_path: Path) -> None:
     _round_trip(lambda: make_settings(tmp_path / "data", models_path=models, worker_threads=1))
+
+
+def test_a_reply_left_generating_at_shutdown_is_settled_after_the_restart(
+    models: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    # No workers and a short wait: the reply is still queued when the server stops.
+    with LiveServer(make_settings(data, models_path=models, workers=0, max_wait_s=0.3)) as first:
+        _, key = first.account(credits=10)
+        with first.client(key) as c:
+            cid = _chat(c)["id"]
+            r = c.post(f"/v1/chats/{cid}/messages", json={"content": "hi", **SHORT})
+            assert r.status_code == 202, r.text
+            assert r.json()["candidates"][0]["status"] == "generating"
+    settings = make_settings(data, models_path=models, worker_threads=1)
+    with LiveServer(settings) as second, second.client(key) as c:
+        cand = _settled(c, cid)
+        assert cand["status"] == "complete" and cand["text"]
+        assert cand["job_id"] == r.headers["X-Job-Id"]
 
 
 @pytest.mark.services
