@@ -186,7 +186,7 @@ class ChatService:
 
     def select(self, account_id: str, chat_id: str, message_id: str, index: int) -> Message:
         with self.db.write() as s:
-            self._row(account_id, chat_id, s, lock=True)
+            self._row(account_id, chat_id, s, lock=True).updated_at = now()
             msg = self._find(msgs.load(s, chat_id), message_id)
             if not 0 <= index < len(msg.candidates):
                 raise PixelForgeError(
@@ -201,7 +201,7 @@ class ChatService:
     ) -> Message:
         check_content(text, "text")
         with self.db.write() as s:
-            self._row(account_id, chat_id, s, lock=True)
+            self._row(account_id, chat_id, s, lock=True).updated_at = now()
             msg = self._find(msgs.load(s, chat_id), message_id)
             if not 0 <= index < len(msg.candidates):
                 raise not_found(f"candidate {index} of message {message_id!r}")
@@ -214,7 +214,7 @@ class ChatService:
     def delete_from(self, account_id: str, chat_id: str, message_id: str) -> None:
         """Delete the message and every later one (a reply among them is canceled)."""
         with self.db.write() as s:
-            self._row(account_id, chat_id, s, lock=True)
+            self._row(account_id, chat_id, s, lock=True).updated_at = now()
             messages = msgs.load(s, chat_id)
             msg = self._find(messages, message_id)
             running = msgs.generating_jobs([m for m in messages if m.row.seq >= msg.row.seq])
