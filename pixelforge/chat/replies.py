@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from pixelforge.chat import messages as msgs
+from pixelforge.chat.context import ContextInput, assemble
 from pixelforge.chat.messages import GENERATING, Message
-from pixelforge.chat.prompt import ContextInput, assemble
 from pixelforge.chat.service import ChatService, ChatView, check_content, new_candidate
 from pixelforge.clock import now
 from pixelforge.ids import new_id

@@ -12,8 +12,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pixelforge.chat import messages as msgs
+from pixelforge.chat.context import apply_macros
 from pixelforge.chat.messages import COMPLETE, GENERATING, Message
-from pixelforge.chat.prompt import apply_macros
 from pixelforge.chat.store import CharacterService, PersonaService, page
 from pixelforge.clock import now
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found
@@ -126,9 +126,11 @@ class ChatService:
             updated_at=t,
         )
         view = ChatView(row, character, persona, [])
+        # {{char}} is the nickname when the card has one (V3), as in the context.
+        nickname = character.data.get("nickname")
+        char = nickname if isinstance(nickname, str) and nickname.strip() else character.name
         greetings = [
-            apply_macros(g, char=character.name, user=view.user_name)
-            for g in self._greetings(character.data)
+            apply_macros(g, char=char, user=view.user_name) for g in self._greetings(character.data)
         ]
         with self.db.write() as s:
             s.add(row)

@@ -68,7 +68,7 @@ def test_a_chat_opens_with_the_greeting_and_a_reply_is_waited_for(srv: LiveServe
         [greeting] = chat["messages"]
         assert greeting["role"] == "assistant" and greeting["selected"] == 0
         assert [x["text"] for x in greeting["candidates"]] == [
-            "Hello User, I am Seraphina.",
+            "Hello User, I am Sera.",
             "Welcome back, User.",
             "User? You are awake!",
         ]
@@ -88,10 +88,10 @@ def test_a_chat_opens_with_the_greeting_and_a_reply_is_waited_for(srv: LiveServe
         assert params["n"] == 2 and params["trim"] is True and params["temperature"] == 0.7
         assert params["stop"] == ["\n\n"] and params["max_tokens"] == 8
         assert params["messages"][0]["role"] == "system" and params["messages"][0]["pin"]
-        assert "Seraphina" in params["messages"][0]["content"]
+        assert "guardian of the forest" in params["messages"][0]["content"]
         # The card's context (examples may come first), then the history, then the card's
         # post-history instructions.
-        assert _turns(params["messages"])[-2:] == ["Hello User, I am Seraphina.", "hi"]
+        assert _turns(params["messages"])[-2:] == ["Hello User, I am Sera.", "hi"]
         assert params["messages"][-1] == {
             "role": "system",
             "content": "Stay in character.",

@@ -78,11 +78,11 @@ def test_a_chat_plays_the_default_persona_or_the_built_in_user(srv: LiveServer) 
         ch = character(c)
         chat = ok(c.post("/v1/chats", json={"character_id": ch["id"]}), 201)
         assert chat["persona_id"] is None and chat["persona_name"] == "User"
-        assert chat["messages"][0]["content"] == "Hello User, I am Seraphina."
+        assert chat["messages"][0]["content"] == "Hello User, I am Sera."
         ada = _persona(c, "Ada")
         chat = ok(c.post("/v1/chats", json={"character_id": ch["id"]}), 201)
         assert chat["persona_id"] == ada["id"]
-        assert chat["messages"][0]["content"] == "Hello Ada, I am Seraphina."
+        assert chat["messages"][0]["content"] == "Hello Ada, I am Sera."
 
 
 def test_another_accounts_persona_is_not_found(srv: LiveServer) -> None:
