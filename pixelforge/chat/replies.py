@@ -18,6 +18,7 @@ from pixelforge.chat.context import ContextInput, assemble
 from pixelforge.chat.messages import GENERATING, Message
 from pixelforge.chat.service import ChatService, ChatView, check_content, new_candidate
 from pixelforge.clock import now
+from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.ids import new_id
 from pixelforge.store.tables import Job
 
@@ -89,6 +90,12 @@ class ReplyService(ChatService):
         """More text for the selected candidate of the last (assistant) message."""
         view = self._ready(account_id, chat_id)
         msg = self._last_assistant(view.messages, message_id, "continue")
+        if not msg.text.strip():
+            raise PixelForgeError(
+                ErrorCode.conflict,
+                f"message {message_id!r}: the selected candidate has no text to continue; "
+                "regenerate it instead",
+            )
         history = self._history(view.messages[:-1])
         history.append({"role": "assistant", "content": msg.text})
         job = self._submit(

@@ -278,6 +278,9 @@ def test_a_failed_generation_is_a_failed_candidate_and_an_error_event(srv: LiveS
         assert events[1]["code"] == "model_unavailable" and "qwen3" in events[1]["message"]
         [cand] = ok(c.get(f"/v1/chats/{chat['id']}"))["messages"][-1]["candidates"]
         assert cand["status"] == "failed" and cand["error_code"] == "model_unavailable"
+        failed = ok(c.get(f"/v1/chats/{chat['id']}"))["messages"][-1]
+        r = c.post(f"{url}/{failed['id']}/continue", json={})
+        assert error_code(r, 409) == "conflict" and "no text" in r.json()["error"]["message"]
         # A failed reply does not block the chat, and was not charged.
         assert _available(c) == (10, 0)
         ok(c.post(url, json={"content": "again", "n": 1}))
