@@ -109,9 +109,15 @@ class CharacterService:
         self.db = db
 
     def create_from_card(
-        self, account_id: str, data: dict[str, Any], avatar_media_id: str | None
+        self,
+        account_id: str,
+        data: dict[str, Any],
+        avatar_media_id: str | None,
+        *,
+        card_meta: dict[str, Any] | None = None,
     ) -> CharacterRow:
-        """A new character holding `data` (a card's V3 `data` object) as given."""
+        """A new character holding `data` (a card's V3 `data` object) as given; `card_meta`:
+        what an imported card file had beside `data` (see CharacterRow.card_meta)."""
         data = check_card_data(data)
         t = now()
         with self.db.write() as s:
@@ -121,6 +127,7 @@ class CharacterService:
                 name=data["name"],
                 data=data,
                 avatar_media_id=claim_avatar(s, account_id, avatar_media_id),
+                card_meta=card_meta,
                 created_at=t,
                 updated_at=t,
                 deleted_at=None,

@@ -236,6 +236,9 @@ class CharacterRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     avatar_media_id: Mapped[str | None] = mapped_column(String(40))
+    # For a character imported from a card file: the spec it came as and the card's unknown
+    # top-level fields, so an export gives them back ({"spec", "spec_version", "extra_top"}).
+    card_meta: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     deleted_at: Mapped[float | None] = mapped_column(Float)

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("data", sa.JSON, nullable=False),
         sa.Column("avatar_media_id", sa.String(40), nullable=True),
+        sa.Column("card_meta", sa.JSON, nullable=True),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
         sa.Column("deleted_at", sa.Float, nullable=True),
