@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,25 @@ def test_the_context_length_is_known_and_enforced(llm: Any) -> None:
     with pytest.raises(PixelForgeError) as e:
         llm.generate("hello " * 8200, max_tokens=4)
     assert e.value.code == ErrorCode.invalid_parameter and "8192 tokens" in e.value.message
+
+
+def test_the_context_comes_from_the_profile_or_the_gguf(manager: ModelManager) -> None:
+    from pixelforge.models.catalog import Catalog
+    from pixelforge.models.profiles import BUILTIN
+
+    [base] = [p for p in BUILTIN if p.id == MODEL]
+    files = {k: v for k, v in base.extra.items() if k.startswith("gguf_")}
+    catalog = Catalog(manager.models_dir)
+    catalog.add_profile(replace(base, id="cpp-small", extra={**files, "n_ctx": 512}))
+    catalog.add_profile(replace(base, id="cpp-trained", extra=files))
+    with manager.load("cpp-small", task=CHAT) as small:
+        assert small.context_length == 512
+        with pytest.raises(PixelForgeError, match="takes 512 tokens"):
+            small.generate("hello " * 600, max_tokens=4)
+        [done] = small.generate("hello " * 505, max_tokens=20, temperature=0)
+        assert done.finish_reason == "length" and done.completion_tokens < 20  # the rest
+    with manager.load("cpp-trained", task=CHAT) as trained:
+        assert trained.context_length == 8192  # read from the GGUF (SmolLM2's training)
 
 
 def test_tools_are_refused_clearly(llm: Any) -> None:
