@@ -78,6 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, {"error": {"message": "model 'missing' not found"}})
         if body.get("model") == "broken":
             return self._json(500, {"error": {"message": "CUDA out of memory"}})
+        if body.get("tools"):
+            return self._tool_call(body)
         texts = [f"reply {i} to {len(body.get('messages', []))} messages" for i in range(body["n"])]
         if not body.get("stream"):
             key = "message" if self.path == "/v1/chat/completions" else "text"
@@ -93,11 +95,36 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"choices": choices, "usage": usage})
         self._stream(texts, hold=body.get("model") == "hold")
 
-    def _stream(self, texts: list[str], *, hold: bool) -> None:
+    def _tool_call(self, body: dict[str, Any]) -> None:
+        """Calls the first tool, as OpenAI does: whole, or streamed in fragments."""
+        name = body["tools"][0]["function"]["name"]
+        call = {"id": "call_1", "type": "function"}
+        if not body.get("stream"):
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {**call, "function": {"name": name, "arguments": '{"city": "Paris"}'}}
+                ],
+            }
+            choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+            return self._json(200, {"choices": [choice], "usage": {"completion_tokens": 7}})
+        self._start_stream()
+        first = {"index": 0, **call, "function": {"name": name, "arguments": ""}}
+        for fragment in (first, {"index": 0, "function": {"arguments": '{"city": "Paris"}'}}):
+            self._event({"choices": [{"index": 0, "delta": {"tool_calls": [fragment]}}]})
+        self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        self._chunk(b"data: [DONE]\n\n")
+        self._chunk(b"")
+
+    def _start_stream(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+
+    def _stream(self, texts: list[str], *, hold: bool) -> None:
+        self._start_stream()
         words = [t.split(" ") for t in texts]
         for step in range(max(len(w) for w in words)):
             for i, w in enumerate(words):  # candidates interleaved, as vLLM sends them
@@ -214,6 +241,26 @@ def test_streamed_deltas_pass_through_as_they_arrive(
         (1, "stop"),
     ]
     assert sum(d.tokens for d in deltas) == 13  # the usage report, not the chunk count
+
+
+def test_tools_and_response_format_pass_through(recorder: Recorder, engine_for: Any) -> None:
+    engine = engine_for("t", recorder.url)
+    tool = {"type": "function", "function": {"name": "capital", "parameters": {}}}
+    choice = {"type": "function", "function": {"name": "capital"}}
+    fmt = {"type": "json_object"}
+    [done] = engine.generate(QUESTION, tools=[tool], tool_choice=choice, response_format=fmt)
+    _, _, body = recorder.requests[-1]
+    assert (body["tools"], body["tool_choice"], body["response_format"]) == ([tool], choice, fmt)
+    assert done.finish_reason == "tool_calls" and done.completion_tokens == 7
+    assert done.tool_calls is not None
+    assert done.tool_calls[0]["function"] == {"name": "capital", "arguments": '{"city": "Paris"}'}
+    deltas = list(engine.stream(QUESTION, tools=[tool]))
+    fragments = [c for d in deltas for c in d.tool_calls or []]
+    assert fragments[0]["function"]["name"] == "capital"
+    assert "".join(c["function"]["arguments"] for c in fragments) == '{"city": "Paris"}'
+    assert deltas[-1].finish_reason == "tool_calls"
+    with pytest.raises(PixelForgeError, match="need chat messages"):
+        engine.generate("a raw prompt", tools=[tool])
 
 
 def test_upstream_errors_are_mapped(recorder: Recorder, engine_for: Any) -> None:
