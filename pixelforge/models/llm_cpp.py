@@ -195,7 +195,7 @@ class CppChat:
         ids_out[:] = ids
         if len(ids) >= self.context_length:
             raise PixelForgeError(
-                ErrorCode.invalid_parameter,
+                ErrorCode.context_length_exceeded,
                 f"the prompt is {len(ids)} tokens; model {self.model_id!r} takes "
                 f"{self.context_length} tokens in all (prompt and reply)",
             )

@@ -145,7 +145,8 @@ def test_the_context_length_is_known_and_enforced(llm: Any) -> None:
     assert llm.context_length == 8192  # the profile's, which is what SmolLM2 was trained on
     with pytest.raises(PixelForgeError) as e:
         llm.generate("hello " * 8200, max_tokens=4)
-    assert e.value.code == ErrorCode.invalid_parameter and "8192 tokens" in e.value.message
+    assert e.value.code == ErrorCode.context_length_exceeded and e.value.status == 400
+    assert "8192 tokens" in e.value.message
 
 
 def test_the_context_comes_from_the_profile_or_the_gguf(manager: ModelManager) -> None:
@@ -182,6 +183,33 @@ def test_the_cache_holds_one_copy_budgeted_at_the_file_size(
     [entry] = [r for r in manager.cache.resident() if r["id"] == MODEL]
     size = Path(llm.llm.model_path).stat().st_size
     assert entry["bytes"] == llm.resident_bytes == size and entry["dtype"] == "gguf"
+
+
+def test_a_chat_job_runs_on_llama_cpp(tmp_path: Path, llm: Any) -> None:
+    from tests.conftest import make_settings
+    from tests.live import LiveServer
+
+    settings = make_settings(tmp_path / "data", worker_threads=1)
+    with LiveServer(settings) as srv:
+        _, key = srv.account(credits=10)
+        params = {"model": MODEL, "messages": QUESTION, "max_tokens": 16, "temperature": 0}
+        with srv.client(key) as c:
+            r = c.post(
+                "/v1/jobs",
+                json={"pipeline": "chat", "params": params},
+                headers={"Prefer": "wait=60"},
+            )
+    job = r.json()
+    assert job["status"] == "succeeded", job
+    [choice] = job["result"]["choices"]
+    assert "Paris" in choice["text"], choice
+    [direct] = llm.generate(QUESTION, max_tokens=16, temperature=0)
+    assert choice["text"] == direct.text
+    usage = job["result"]["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (
+        direct.prompt_tokens,
+        direct.completion_tokens,
+    )
 
 
 def test_without_llama_cpp_the_error_names_the_extra(

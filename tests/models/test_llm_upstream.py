@@ -24,8 +24,8 @@ from pixelforge.models.llm import Delta
 from pixelforge.models.llm_upstream import OPENAI_UPSTREAM, UpstreamChat
 from pixelforge.models.manager import ModelManager
 from pixelforge.settings import Settings
-from tests.conftest import services_required
-from tests.live import free_port
+from tests.conftest import make_settings, services_required
+from tests.live import LiveServer, free_port
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 SERVER_KEY = "sk-test-upstream"
@@ -208,6 +208,31 @@ def test_the_key_from_settings_reaches_the_upstream_and_n_is_passed(
     assert [c.text for c in done] == [f"reply {i} to 1 messages" for i in range(3)]
     assert sum(c.completion_tokens for c in done) == 15
     assert {c.prompt_tokens for c in done} == {11}
+
+
+def test_a_chat_job_reaches_the_upstream_with_the_key_from_the_environment(
+    tmp_path: Path, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole path: PIXELFORGE_UPSTREAM_API_KEYS -> Settings -> services -> manager."""
+    models = tmp_path / "models"
+    Catalog(models).add_profile(upstream_profile("live", recorder.url, remote_model="live-name"))
+    monkeypatch.setenv("PIXELFORGE_UPSTREAM_API_KEYS", '{"live": "sk-live"}')
+    with LiveServer(make_settings(tmp_path / "data", models_path=models)) as srv:
+        _, key = srv.account(credits=10)
+        params = {"model": "live", "messages": QUESTION, "n": 2, "max_tokens": 16}
+        with srv.client(key) as c:
+            r = c.post(
+                "/v1/jobs",
+                json={"pipeline": "chat", "params": params},
+                headers={"Prefer": "wait=30"},
+            )
+    job = r.json()
+    assert job["status"] == "succeeded", job
+    texts = [c["text"] for c in job["result"]["choices"]]
+    assert texts == ["reply 0 to 1 messages", "reply 1 to 1 messages"]
+    assert job["result"]["usage"]["completion_tokens"] == 13
+    [(_, headers, body)] = [r for r in recorder.requests if r[2].get("model") == "live-name"]
+    assert headers["Authorization"] == "Bearer sk-live" and body["n"] == 2
 
 
 def test_a_profile_without_a_key_sends_no_authorization(
