@@ -280,9 +280,10 @@ class UpstreamChat:
         if status in (408, 429):
             raise self._error(ErrorCode.unavailable, f"is busy ({status}: {detail}); retry later")
         if status < 500:
-            raise PixelForgeError(
-                ErrorCode.invalid_parameter, f"model {self.model_id!r} (upstream): {detail}"
-            )
+            # OpenAI's (and llama-cpp-python's) code for a prompt over the window.
+            too_long = _code(_json(response)) == "context_length_exceeded"
+            code = ErrorCode.context_length_exceeded if too_long else ErrorCode.invalid_parameter
+            raise PixelForgeError(code, f"model {self.model_id!r} (upstream): {detail}")
         raise self._error(ErrorCode.error_inference, f"failed ({status}: {detail})")
 
     def _unreachable(self, e: Exception) -> PixelForgeError:
@@ -362,6 +363,11 @@ def _json(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def _code(data: Any) -> Any:
+    error = data.get("error") if isinstance(data, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 def _message(data: Any) -> str:

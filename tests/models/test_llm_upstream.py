@@ -415,5 +415,5 @@ def test_a_real_server_refuses_a_wrong_key_and_bad_requests(
     engine = engine_for("real", llama_server, api_key=SERVER_KEY)
     with pytest.raises(PixelForgeError) as e:
         engine.generate("word " * 3000, max_tokens=4)  # more than the server's 2048 tokens
-    assert e.value.code == ErrorCode.invalid_parameter and e.value.status == 400
+    assert e.value.code == ErrorCode.context_length_exceeded and e.value.status == 400
     assert "context" in e.value.message.lower(), e.value.message
