@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -318,3 +319,28 @@ def test_model_answers_are_read_as_cards(answer: str, expected: dict[str, Any]) 
         assert card[key] == value, key
     if "tags" not in expected:
         assert card["tags"] == ["x"]
+
+
+def test_a_vision_job_past_the_wait_is_canceled_uncharged(models_dir: Path, tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path / "data",
+        models_path=models_dir,
+        worker_threads=1,
+        dialect_options={"aliveai": {"max_blocking_s": 0.001}},
+    )
+    with LiveServer(settings) as server:
+        user = User(server)
+        out = user.post("/llm/generate-vision-prompt", {"mediaId": user.media(photo())}, 504)
+        assert is_error(out, 504, "timeout") and "nothing was charged" in out["message"]
+        # A running job stops at its next token; then it is canceled and its hold voided.
+        every = ("queued", "running", "succeeded", "failed", "canceled")
+        deadline = time.monotonic() + 30
+        while True:
+            [job], _ = server.services.jobs.search(account_id=user.id, statuses=every)
+            if job.status in ("succeeded", "failed", "canceled"):
+                break
+            assert time.monotonic() < deadline, job.status
+            time.sleep(0.05)
+        assert job.pipeline == "describe_image" and job.status == "canceled"
+        assert user.credits() == 20
+        User.close_all()

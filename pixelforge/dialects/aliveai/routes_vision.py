@@ -9,6 +9,7 @@ seed are in docs/dialects/aliveai.md ("Vision").
 from __future__ import annotations
 
 import math
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -146,16 +147,23 @@ class VisionCall:
         if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
             raise job_error(job, fallback="the vision model failed")
         if job.status != JobStatus.SUCCEEDED:
-            await run_in_threadpool(
-                lambda: self.services.jobs.cancel(account_id=self.account.id, job_id=job.id)
-            )
-            raise PixelForgeError(
-                ErrorCode.timeout,
-                f"the vision model did not answer within {opts.max_blocking_s:g} s; job "
-                f"{job.id} was canceled and nothing was charged",
-                status=504,
-            )
+            job = await run_in_threadpool(self._give_up, job.id, opts.max_blocking_s)
         return str((job.result or {}).get("text", "")), job
+
+    def _give_up(self, job_id: str, waited_s: float) -> Job:
+        """Cancel a job that outlived the wait (504), unless it has just succeeded."""
+        jobs, account_id = self.services.jobs, self.account.id
+        with suppress(PixelForgeError):  # it may have ended meanwhile
+            jobs.cancel(account_id=account_id, job_id=job_id)
+        job = jobs.get(account_id=account_id, job_id=job_id)
+        if job.status == JobStatus.SUCCEEDED:
+            return job
+        raise PixelForgeError(
+            ErrorCode.timeout,
+            f"the vision model did not answer within {waited_s:g} s; job {job_id} was "
+            "canceled and nothing was charged",
+            status=504,
+        )
 
 
 @answers(402, 404, 503, 504)
