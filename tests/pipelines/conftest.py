@@ -49,6 +49,7 @@ class FakeRunContext:
     saved: list[SavedImage] = field(default_factory=list)
     saved_videos: list[Path] = field(default_factory=list)
     progress_calls: list[tuple[int, int]] = field(default_factory=list)
+    texts: list[tuple[int, str, str | None]] = field(default_factory=list)
     # Called with (step, total) after a progress call is recorded, before the cancel check,
     # so a test can cancel the job at a chosen step.
     on_progress: Callable[[int, int], None] | None = None
@@ -82,6 +83,11 @@ class FakeRunContext:
 
     def cancelled(self) -> bool:
         return self._canceled
+
+    def emit_text(self, index: int, text: str, finish_reason: str | None = None) -> None:
+        self.texts.append((index, text, finish_reason))
+        if self._canceled:
+            raise JobCanceled()
 
     def load_image(self, ref: str) -> Image.Image:
         try:
