@@ -30,10 +30,12 @@ class ErrorCode(StrEnum):
     image_too_large = "image_too_large"
     url_not_allowed = "url_not_allowed"
     idempotency_mismatch = "idempotency_mismatch"
+    context_length_exceeded = "context_length_exceeded"  # prompt + max_tokens > the window
     conflict = "conflict"
     expired = "expired"
     signature_invalid = "signature_invalid"
     unknown_pipeline = "unknown_pipeline"
+    invalid_card = "invalid_card"  # a character card file that cannot be read as one
     model_unavailable = "model_unavailable"
     not_available = "not_available"  # this server does not offer this feature
     canceled = "canceled"
@@ -51,6 +53,8 @@ _STATUS = {
     ErrorCode.image_too_large: 400,
     ErrorCode.url_not_allowed: 400,
     ErrorCode.unknown_pipeline: 400,
+    ErrorCode.context_length_exceeded: 400,
+    ErrorCode.invalid_card: 400,
     ErrorCode.error_no_face: 400,
     ErrorCode.error_multiple_people: 400,
     ErrorCode.error_large_face_angle: 400,

@@ -52,6 +52,9 @@ class Subscription:
     """Events for one account, optionally one job, buffered for one reader."""
 
     MAX_PENDING = 1000
+    # Generated text is never dropped for a slow reader below this (a stream must add up to
+    # the reply); one generation is at most max_tokens x n pieces.
+    MAX_PENDING_TEXT = 100_000
 
     def __init__(self, bus: InProcessBus, account_id: str, job_id: str | None) -> None:
         self.account_id = account_id
@@ -67,11 +70,13 @@ class Subscription:
     def offer(self, ev: Event) -> None:
         """Called on the subscriber's loop. A slow reader loses progress, never a final event.
 
-        Past MAX_PENDING, new non-final events are dropped and a final one evicts the oldest
-        non-final; final events alone may exceed the bound (one per job, so it stays small).
+        Past MAX_PENDING, new non-final events are dropped (text pieces only past
+        MAX_PENDING_TEXT) and a final one evicts the oldest non-final; final events alone may
+        exceed the bound (one per job, so it stays small).
         """
         if len(self._pending) >= self.MAX_PENDING:
-            if not ev.terminal:
+            keep = ev.type == EventType.TOKEN and len(self._pending) < self.MAX_PENDING_TEXT
+            if not ev.terminal and not keep:
                 return
             victim = next((e for e in self._pending if not e.terminal), None)
             if victim is not None:

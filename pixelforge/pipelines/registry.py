@@ -49,6 +49,7 @@ def default_registry() -> PipelineRegistry:
         RemoveBackgroundPipeline,
         ReplaceBackgroundPipeline,
     )
+    from pixelforge.pipelines.chat import ChatPipeline
     from pixelforge.pipelines.colorize import ColorizePipeline
     from pixelforge.pipelines.convert import ConvertPipeline
     from pixelforge.pipelines.correct_color import CorrectColorPipeline, RelightPipeline
@@ -106,5 +107,6 @@ def default_registry() -> PipelineRegistry:
             HairVolumePipeline(),
             AgePipeline(),
             ExtractClothesPipeline(),
+            ChatPipeline(),
         ]
     )

@@ -1,0 +1,1 @@
+"""Characters, personas, chats, character cards and the assembly of a chat's context."""
