@@ -6,6 +6,7 @@ module holds only translation: its request shapes in, its response shapes out.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
@@ -14,6 +15,7 @@ from starlette.requests import HTTPConnection
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.service import Submitted
 from pixelforge.jobs.status import JobStatus
+from pixelforge.jobs.streams import JobStream, follow_job
 from pixelforge.jobs.waiting import wait_for_end
 from pixelforge.media.service import decode_base64
 from pixelforge.services import Services
@@ -21,7 +23,9 @@ from pixelforge.store.tables import Account, Job, Media
 from pixelforge.web.urls import base_url
 
 __all__ = [
+    "JobStream",
     "base_url",
+    "follow",
     "ingest_image",
     "job_error",
     "media_url",
@@ -58,6 +62,12 @@ async def submit(
             meta=meta,
         )
     )
+
+
+def follow(services: Services, account: Account) -> AbstractAsyncContextManager[JobStream]:
+    """Follow a job the block is about to submit (subscribed before it exists): its events
+    through `stream.events(job_id)`; leaving the block before the job ends cancels it."""
+    return follow_job(services.jobs, services.bus, account.id)
 
 
 async def wait(services: Services, job: Job, wait_s: float) -> Job:
