@@ -26,7 +26,7 @@ HELLO = [{"role": "user", "content": "tell me a story"}]
 @pytest.fixture(scope="module")
 def srv(tiny: TinyModels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir = tmp_path_factory.mktemp("openai-chat") / "data"
-    settings = make_settings(data_dir, models_path=tiny.dir, worker_threads=2)
+    settings = make_settings(data_dir, models_path=tiny.dir)
     with LiveServer(settings) as server:
         yield server
 
