@@ -53,7 +53,7 @@ class Profile:
     concurrent_tokens: int
 
 
-QUICK = Profile(max_tokens=48, pairs=3, n_rounds=1, concurrent=8, concurrent_tokens=24)
+QUICK = Profile(max_tokens=48, pairs=5, n_rounds=1, concurrent=8, concurrent_tokens=24)
 FULL = Profile(max_tokens=128, pairs=7, n_rounds=3, concurrent=8, concurrent_tokens=64)
 
 
@@ -73,6 +73,7 @@ class Run:
     ttft_s: float  # request (or call) -> first piece of text
     decode_s: float  # first piece -> last piece
     tokens: int  # completion tokens
+    job_id: str = ""
 
     @property
     def rate(self) -> float:
@@ -81,14 +82,20 @@ class Run:
 
 # -- the two sides ---------------------------------------------------------------------------
 async def stream_chat(
-    http: httpx.AsyncClient, *, model: str, max_tokens: int, n: int = 1, seed: int = 0
+    http: httpx.AsyncClient,
+    *,
+    model: str,
+    max_tokens: int,
+    n: int = 1,
+    seed: int = 0,
+    temperature: float = 0.0,
 ) -> Run:
     """One streamed chat completion, timed from the client's side."""
     body = {
         "model": model,
         "messages": PROMPT,
         "max_tokens": max_tokens,
-        "temperature": 0 if n == 1 else 1.0,
+        "temperature": temperature,
         "seed": seed,
         "n": n,
         "stream": True,
@@ -97,6 +104,7 @@ async def stream_chat(
     t0 = time.perf_counter()
     first = last = None
     tokens = 0
+    job_id = ""
     async with http.stream("POST", "/v1/chat/completions", json=body) as r:
         if r.status_code != 200:
             raise RuntimeError(f"{r.status_code}: {(await r.aread()).decode()}")
@@ -104,6 +112,7 @@ async def stream_chat(
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             chunk = json.loads(line[6:])
+            job_id = chunk["id"].split("-", 1)[1]
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
             for choice in chunk["choices"]:
@@ -111,7 +120,16 @@ async def stream_chat(
                     last = time.perf_counter()
                     first = first or last
     assert first is not None and last is not None
-    return Run(first - t0, last - first, tokens)
+    return Run(first - t0, last - first, tokens, job_id)
+
+
+async def model_ttft_s(http: httpx.AsyncClient, run: Run) -> float:
+    """The job's own time to its first token (model lookup, context fit, prefill, first
+    decode step), from its result's timings: the rest of the client's TTFT is the server's
+    layers (HTTP, submit, queue pickup, events, SSE)."""
+    job = (await http.get(f"/v1/jobs/{run.job_id}")).raise_for_status().json()
+    timings = job["result"]["timings"]
+    return float(timings["load_ms"] + timings["ttft_ms"]) / 1e3
 
 
 def direct_chat(llm: Any, max_tokens: int) -> Run:
@@ -153,6 +171,8 @@ async def rate_and_ttft(report: Report, http: httpx.AsyncClient, llm: Any, prof:
     report.add(sec, "direct", d_ttft * 1e3, "ms")
     report.add(sec, "server", s_ttft * 1e3, "ms", s_ttft / d_ttft, "direct")
     report.add(sec, "server overhead (difference of medians)", (s_ttft - d_ttft) * 1e3, "ms")
+    layers = [r.ttft_s - await model_ttft_s(http, r) for r in server]
+    report.add(sec, "server layers (client TTFT - the job's own TTFT)", median(layers) * 1e3, "ms")
     report.notes.append(
         f"tokens per sample: server {[r.tokens for r in server]}, direct "
         f"{[r.tokens for r in direct]} (greedy: the same text on both sides)"
@@ -160,19 +180,31 @@ async def rate_and_ttft(report: Report, http: httpx.AsyncClient, llm: Any, prof:
 
 
 async def candidates(report: Report, http: httpx.AsyncClient, prof: Profile) -> None:
+    """Sampled (temperature 1, seeded) so the three candidates differ; candidates may end
+    early, so the figure is completion tokens per second of wall time."""
     one: list[float] = []
     three: list[float] = []
+    walls: dict[str, list[float]] = {"one": [], "three": []}
+    kw: dict[str, Any] = {"model": MODEL, "max_tokens": prof.max_tokens, "temperature": 1.0}
     for i in range(prof.n_rounds):
         t0 = time.perf_counter()
-        await stream_chat(http, model=MODEL, max_tokens=prof.max_tokens, n=3, seed=i)
-        one.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        run = await stream_chat(http, n=3, seed=i, **kw)
+        walls["one"].append(time.perf_counter() - t0)
+        one.append(run.tokens / walls["one"][-1])
+        t0, tokens = time.perf_counter(), 0
         for k in range(3):
-            await stream_chat(http, model=MODEL, max_tokens=prof.max_tokens, n=1, seed=i + k)
-        three.append(time.perf_counter() - t0)
+            tokens += (await stream_chat(http, n=1, seed=10 * i + k, **kw)).tokens
+        walls["three"].append(time.perf_counter() - t0)
+        three.append(tokens / walls["three"][-1])
     sec = "3 three candidates"
-    report.add(sec, "3 sequential calls (n=1)", median(three), "s")
-    report.add(sec, "one call, n=3", median(one), "s", median(one) / median(three), "sequential")
+    report.add(sec, "3 sequential calls (n=1)", median(three), "tokens/s")
+    report.add(
+        sec, "one call, n=3", median(one), "tokens/s", median(one) / median(three), "sequential"
+    )
+    report.notes.append(
+        f"section 3 wall times: n=3 {[round(w, 1) for w in walls['one']]} s, 3 calls "
+        f"{[round(w, 1) for w in walls['three']]} s"
+    )
 
 
 async def concurrent(report: Report, http: httpx.AsyncClient, prof: Profile) -> None:
@@ -253,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (~2 minutes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides (1)")
-    parser.add_argument("--workers", type=int, default=4, help="server worker threads (4)")
+    parser.add_argument("--workers", type=int, default=8, help="server worker threads (8)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     prof = QUICK if args.quick else FULL

@@ -35,6 +35,8 @@ _UNSUPPORTED_RE = re.compile(r"does not support (\w+)")
 def _sampling(body: SamplingIn, model: str) -> dict[str, Any]:
     if body.logit_bias:
         raise bad("logit_bias", "not supported by this server; omit it")
+    if body.stream_options is not None and not body.stream:
+        raise bad("stream_options", "only allowed with stream: true")
     params: dict[str, Any] = {"model": model, "n": body.n or 1}
     if body.stop is not None:
         stops = [body.stop] if isinstance(body.stop, str) else body.stop

@@ -35,7 +35,7 @@ from pixelforge.dialects.openai.chat_translate import (
     completion_response,
     job_failure,
 )
-from pixelforge.dialects.openai.errors import OpenAIError, bad
+from pixelforge.dialects.openai.errors import OpenAIError
 from pixelforge.dialects.openai.schemas import RESPONSES
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.status import EventType, JobStatus
@@ -122,34 +122,40 @@ async def _run(
                 if ev.terminal:
                     break
         if not stream.ended:  # leaving the block cancels the job: nothing is charged
-            wait = f"{services.settings.max_wait_s:g} s"
-            raise PixelForgeError(
-                ErrorCode.timeout,
-                f"the reply was not ready within {wait}; job {job_id} was canceled and nothing "
-                "was charged. Lower max_tokens or stream the reply",
-                status=504,
-            )
+            raise _timeout(services, job_id, "the reply")
     job = await common.get_job(services, account, job_id)
     if job.status != JobStatus.SUCCEEDED:
         raise job_failure(job.error_code, job.error_message or f"the job ended {job.status}")
     return dict(job.result or {}), job_id, int(job.created_at)
 
 
+def _timeout(services: Services, job_id: str, what: str) -> PixelForgeError:
+    wait = f"{services.settings.max_wait_s:g} s"
+    return PixelForgeError(
+        ErrorCode.timeout,
+        f"{what} was not ready within {wait}; job {job_id} was canceled and nothing was "
+        "charged. Lower max_tokens, stream the reply, or retry when the server is less busy",
+        status=504,
+    )
+
+
 async def _stream(
     services: Services, account: Account, params: dict[str, Any], body: SamplingIn, *, chat: bool
 ) -> StreamingResponse:
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    if body.stream_options is not None and not body.stream:
-        raise bad("stream_options", "only allowed with stream: true")
     follow = common.follow(services, account)
     stream = await follow.__aenter__()
     try:
         submitted = await common.submit(services, account, PIPELINE, params)
         job_id = submitted.job.id
         events = stream.events(job_id)
-        first = await anext(events)
-        while not (first.type == EventType.TOKEN or first.terminal):
+        first = None
+        with anyio.move_on_after(services.settings.max_wait_s):
             first = await anext(events)
+            while not (first.type == EventType.TOKEN or first.terminal):
+                first = await anext(events)
+        if first is None:  # leaving the follow block cancels the job: nothing is charged
+            raise _timeout(services, job_id, "the first token")
         if first.terminal and first.type != EventType.SUCCEEDED:
             raise job_failure(first.error_code, first.message)
     except BaseException:
@@ -174,15 +180,21 @@ async def _sse(
     follow block, which cancels the job."""
     finished: set[int] = set()
     try:
-        yield chunks.opening(n)
+        head = chunks.opening(n)  # sent with the first piece: one write, not two
         while not ev.terminal:
             if ev.type == EventType.TOKEN and ev.index is not None:
+                out = head
                 if ev.delta:
-                    yield chunks.text(ev.index, ev.delta)
+                    out += chunks.text(ev.index, ev.delta)
                 if ev.finish_reason and ev.finish_reason != "tool_calls":
                     finished.add(ev.index)
-                    yield chunks.finish(ev.index, ev.finish_reason)
+                    out += chunks.finish(ev.index, ev.finish_reason)
+                if out:
+                    yield out
+                    head = b""
             ev = await anext(events)
+        if head:
+            yield head
         if ev.type != EventType.SUCCEEDED:
             yield Chunks.error(job_failure(ev.error_code, ev.message))
             return
