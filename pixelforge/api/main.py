@@ -10,11 +10,15 @@ from pixelforge.api.routes import (
     analyze,
     auth,
     catalog,
+    character_cards,
+    characters,
+    chats,
     events,
     jobs,
     me,
     media,
     models,
+    personas,
     pipelines,
 )
 
@@ -40,6 +44,10 @@ def include_routes(app: FastAPI) -> None:
         catalog,
         models,
         analyze,
+        characters,
+        character_cards,
+        personas,
+        chats,
         events,
     ):
         app.include_router(module.router)
