@@ -5,8 +5,10 @@ once, for a real English answer."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +16,11 @@ import openai
 import pytest
 from openai import OpenAI
 
+from pixelforge.models.catalog import Catalog
 from tests.conftest import TinyModels, make_settings
 from tests.live import LiveServer
+from tests.models.test_llm_upstream import upstream_profile
+from tests.models.upstream_server import Recorder
 
 pytestmark = pytest.mark.slow
 
@@ -257,8 +262,12 @@ def test_chat_models_are_in_the_openai_model_list(account: tuple[OpenAI, httpx.C
     assert models["smollm2-135m-instruct"].owned_by == "pixelforge"
 
 
-def test_smollm2_answers_in_english(account: tuple[OpenAI, httpx.Client]) -> None:
+def test_smollm2_answers_in_english(srv: LiveServer, account: tuple[OpenAI, httpx.Client]) -> None:
     client, _ = account
+    # Loaded (its GGUF converted once, if no test did yet) before the request, so the
+    # request's own wait measures the answer, not the conversion.
+    with srv.services.models.load("smollm2-135m-instruct", task="chat"):
+        pass
     question = [{"role": "user", "content": "What is the capital of France?"}]
     res = client.chat.completions.create(
         model="smollm2-135m-instruct",
@@ -267,3 +276,41 @@ def test_smollm2_answers_in_english(account: tuple[OpenAI, httpx.Client]) -> Non
         temperature=0,  # type: ignore[arg-type]
     )
     assert "Paris" in (res.choices[0].message.content or ""), res.choices[0].message.content
+
+
+def test_tools_reach_a_backend_that_supports_them(tmp_path: Path) -> None:
+    """An openai-upstream model takes tools: the upstream sees them, the client gets the
+    tool calls back (whole, and on the final chunk of a stream)."""
+    recorder = Recorder()
+    thread = threading.Thread(target=recorder.serve_forever, daemon=True)
+    thread.start()
+    models_dir = tmp_path / "models"
+    Catalog(models_dir).add_profile(upstream_profile("remote", recorder.url))
+    settings = make_settings(tmp_path / "data", models_path=models_dir)
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "parameters": {"type": "object"}},
+        }
+    ]
+    try:
+        with LiveServer(settings) as server:
+            _, key = server.account(credits=10)
+            client = OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+            res = chat(client, model="remote", tools=tools, tool_choice="auto")
+            [choice] = res.choices
+            assert choice.finish_reason == "tool_calls"
+            assert choice.message.tool_calls is not None
+            assert choice.message.tool_calls[0].function.name == "get_weather"  # type: ignore[union-attr]
+            _, _, sent = recorder.requests[-1]
+            assert sent["tools"] == tools and sent["tool_choice"] == "auto"
+            chunks = list(chat(client, model="remote", tools=tools, stream=True))
+            calls = [c.choices[0].delta.tool_calls for c in chunks if c.choices[0].delta.tool_calls]
+            finishes = [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason]
+            assert finishes == ["tool_calls"] and calls
+            names = [t.function.name for t in calls[0] if t.function and t.function.name]
+            assert names == ["get_weather"]
+            client.close()
+    finally:
+        recorder.shutdown()
+        recorder.server_close()

@@ -51,7 +51,7 @@ PIPELINE = "chat"
 router = APIRouter(tags=["openai"])
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _STREAMED = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
-_RESPONSES: dict[int | str, dict[str, Any]] = {**RESPONSES, 200: _STREAMED, 402: RESPONSES[400]}
+_RESPONSES: dict[int | str, dict[str, Any]] = {**RESPONSES, 200: _STREAMED}
 
 
 @router.post(
