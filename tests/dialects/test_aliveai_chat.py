@@ -203,6 +203,9 @@ def test_a_whole_conversation_swipes_edits_regenerates_and_deletes(srv: LiveServ
     )
     other = user.ok(user.http.post("/chat/personas", json={"name": "Bo", "isDefault": False}))
     assert other["defaultPersona"] is False
+    # The default is moved, not unset.
+    r = user.http.put(f"/chat/personas/{ada['id']}", json={"name": "Ada", "isDefault": False})
+    assert r.status_code == 409 and r.json()["errorType"] == "CONFLICT", r.text
     chat = user.chat(cid)  # no personaId: the default persona
     chat_id, [greeting] = chat["chatId"], chat["messages"]
     assert chat["personaId"] == ada["id"]
@@ -386,9 +389,9 @@ def test_smollm2_replies_in_english_through_the_dialect(
     tmp_path: Path, pytestconfig: pytest.Config
 ) -> None:
     # The default catalog: SmolLM2 from its wheel, converted once into pytest's cache and
-    # read from there by later runs.
-    assert pytestconfig.cache is not None
-    models = pytestconfig.cache.mkdir("aliveai-chat-smollm2")
+    # read from there by later runs (without the cache plugin: converted here).
+    cache = getattr(pytestconfig, "cache", None)
+    models = cache.mkdir("aliveai-chat-smollm2") if cache is not None else tmp_path / "models"
     settings = make_settings(
         tmp_path / "data",
         models_path=models,
