@@ -110,7 +110,8 @@ def streamed(events: list[dict[str, Any]]) -> tuple[dict[str, Any], str, dict[st
     """(init, the tokens joined, complete) of a stream that ended well."""
     init, *tokens, done = events
     assert init["type"] == "init" and done["type"] == "complete", events
-    assert tokens and {t["type"] for t in tokens} == {"token"}
+    # (A random-weight model may end its reply at once: no token then.)
+    assert {t["type"] for t in tokens} <= {"token"}
     return init, "".join(t["token"] for t in tokens), done
 
 
