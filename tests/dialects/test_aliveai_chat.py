@@ -73,7 +73,7 @@ class User:
         return r.json() if r.content else None
 
     def character(self, **fields: Any) -> str:
-        body = self.ok(self.http.post("/chat/characters", json={**SERAPHINA, **fields}))
+        body = self.ok(self.http.post("/chat-characters", json={**SERAPHINA, **fields}))
         return str(body["chatCharacterId"])
 
     def chat(self, character_id: str, first: str = "", persona: str | None = None) -> Any:
@@ -117,19 +117,19 @@ def streamed(events: list[dict[str, Any]]) -> tuple[dict[str, Any], str, dict[st
 
 def test_the_seeds_samples_replayed(srv: LiveServer) -> None:
     user = User(srv)
-    r = user.http.post("/chat/characters", json=SUBMIT_CHARACTER)
+    r = user.http.post("/chat-characters", json=SUBMIT_CHARACTER)
     not_found(r, "avatar: media 'string'")  # "string" is no media of this account
-    assert user.ok(user.http.get("/chat/characters")) == []
+    assert user.ok(user.http.get("/chat-characters")) == []
     upload = user.http.post(
         "/upload", files={"image": ("a.png", png_bytes(_pixels()), "image/png")}
     )
     media_id = user.ok(upload)["mediaId"]
     created = user.ok(
-        user.http.post("/chat/characters", json={**SUBMIT_CHARACTER, "mediaId": media_id})
+        user.http.post("/chat-characters", json={**SUBMIT_CHARACTER, "mediaId": media_id})
     )
     assert set(created) == {"chatCharacterId"}
     cid = created["chatCharacterId"]
-    got = user.ok(user.http.get(f"/chat/characters/{cid}"))
+    got = user.ok(user.http.get(f"/chat-characters/{cid}"))
     assert {
         k: got[k] for k in ("chatCharacterId", "characterName", "characterBio", "shortBio")
     } == {
@@ -149,16 +149,16 @@ def test_the_seeds_samples_replayed(srv: LiveServer) -> None:
 
     update = {**SUBMIT_CHARACTER, "name": "Sera", "firstMessage": "Welcome back."}
     del update["mediaId"]
-    changed = user.ok(user.http.put(f"/chat/characters/{cid}", json=update))
+    changed = user.ok(user.http.put(f"/chat-characters/{cid}", json=update))
     assert changed["characterName"] == "Sera" and changed["firstMessage"] == {
         "message": "Welcome back."
     }
     assert changed["characterImage"]["id"] == media_id  # no mediaId: the image stays
 
-    persona = user.ok(user.http.post("/chat/personas", json=CREATE_PERSONA))
+    persona = user.ok(user.http.post("/chat-personas", json=CREATE_PERSONA))
     assert persona == {**persona, "name": "string", "bio": "string", "defaultPersona": True}
     assert set(persona) == {"id", "name", "bio", "defaultPersona"}
-    updated = user.ok(user.http.put(f"/chat/personas/{persona['id']}", json=CREATE_PERSONA))
+    updated = user.ok(user.http.put(f"/chat-personas/{persona['id']}", json=CREATE_PERSONA))
     assert updated == persona
 
     not_found(user.http.post("/chats", json=CREATE_CHAT), "character 'string'")
@@ -175,7 +175,7 @@ def test_the_seeds_samples_replayed(srv: LiveServer) -> None:
     url = f"/chats/{chat['chatId']}/messages/{reply['messageId']}/candidates"
     edited = user.ok(user.http.put(f"{url}/{init['assistantCandidateId']}", json=UPDATE_CANDIDATE))
     assert edited["candidates"][0]["message"] == "string"
-    for_chat = user.ok(user.http.get(f"/chat/personas/chats/{chat['chatId']}"))
+    for_chat = user.ok(user.http.get(f"/chat-personas/chats/{chat['chatId']}"))
     assert for_chat == persona
 
 
@@ -194,23 +194,23 @@ def user_card(srv: LiveServer, user: User, character_id: str) -> dict[str, Any]:
 def test_a_whole_conversation_swipes_edits_regenerates_and_deletes(srv: LiveServer) -> None:
     user = User(srv, credits=10)
     cid = user.character()
-    mine = user.ok(user.http.post("/chat/personas", json={"name": "Ada", "isDefault": False}))
+    mine = user.ok(user.http.post("/chat-personas", json={"name": "Ada", "isDefault": False}))
     assert mine["defaultPersona"] is True  # the account's first persona is its default
     bio = "A curious traveller from the north."
     ada = user.ok(
         user.http.put(
-            f"/chat/personas/{mine['id']}", json={"name": "Ada", "bio": bio, "isDefault": True}
+            f"/chat-personas/{mine['id']}", json={"name": "Ada", "bio": bio, "isDefault": True}
         )
     )
-    other = user.ok(user.http.post("/chat/personas", json={"name": "Bo", "isDefault": False}))
+    other = user.ok(user.http.post("/chat-personas", json={"name": "Bo", "isDefault": False}))
     assert other["defaultPersona"] is False
     # The default is moved, not unset.
-    r = user.http.put(f"/chat/personas/{ada['id']}", json={"name": "Ada", "isDefault": False})
+    r = user.http.put(f"/chat-personas/{ada['id']}", json={"name": "Ada", "isDefault": False})
     assert r.status_code == 409 and r.json()["errorType"] == "CONFLICT", r.text
     chat = user.chat(cid)  # no personaId: the default persona
     chat_id, [greeting] = chat["chatId"], chat["messages"]
     assert chat["personaId"] == ada["id"]
-    assert user.ok(user.http.get(f"/chat/personas/chats/{chat_id}"))["name"] == "Ada"
+    assert user.ok(user.http.get(f"/chat-personas/chats/{chat_id}"))["name"] == "Ada"
     assert greeting["candidates"][0]["message"] == "Hello Ada, you are safe in my cottage."
 
     before = user.credits()
@@ -274,13 +274,13 @@ def test_a_whole_conversation_swipes_edits_regenerates_and_deletes(srv: LiveServ
     listed = user.ok(user.http.get("/chats"))
     assert [c["chatId"] for c in listed] == [chat_id] and listed[0]["characterName"] == "Seraphina"
     # A persona a chat uses is not deleted; nor is the only one.
-    r = user.http.delete(f"/chat/personas/{ada['id']}")
+    r = user.http.delete(f"/chat-personas/{ada['id']}")
     assert r.status_code == 409 and "used by 1 chat" in r.json()["message"]
     assert user.http.delete(f"/chats/{chat_id}").status_code == 204
-    assert user.http.delete(f"/chat/personas/{ada['id']}").status_code == 204
-    r = user.http.delete(f"/chat/personas/{other['id']}")
+    assert user.http.delete(f"/chat-personas/{ada['id']}").status_code == 204
+    r = user.http.delete(f"/chat-personas/{other['id']}")
     assert r.status_code == 409 and "last persona" in r.json()["message"]
-    assert user.ok(user.http.get("/chat/personas")) == [{**other, "defaultPersona": True}]
+    assert user.ok(user.http.get("/chat-personas")) == [{**other, "defaultPersona": True}]
 
 
 def test_a_stream_the_client_leaves_is_not_charged_and_keeps_its_text(srv: LiveServer) -> None:
@@ -329,26 +329,26 @@ def test_a_stream_the_client_leaves_is_not_charged_and_keeps_its_text(srv: LiveS
 def test_other_accounts_records_are_not_found_in_the_seed_shape(srv: LiveServer) -> None:
     owner, other = User(srv), User(srv)
     cid = owner.character()
-    persona = owner.ok(owner.http.post("/chat/personas", json={"name": "Ada", "isDefault": True}))
+    persona = owner.ok(owner.http.post("/chat-personas", json={"name": "Ada", "isDefault": True}))
     chat = owner.chat(cid, first="Hi there.")
     chat_id, msg = chat["chatId"], chat["messages"][0]["messageId"]
     assert chat["messages"][0]["candidates"][0]["message"] == "Hi there."
     murl = f"/chats/{chat_id}/messages/{msg}"
 
-    assert other.ok(other.http.get(f"/chat/characters/{cid}")) is None  # the seed: null
-    not_found(other.http.put(f"/chat/characters/{cid}", json=SERAPHINA), f"character {cid!r}")
-    not_found(other.http.delete(f"/chat/characters/{cid}"), f"character {cid!r}")
+    assert other.ok(other.http.get(f"/chat-characters/{cid}")) is None  # the seed: null
+    not_found(other.http.put(f"/chat-characters/{cid}", json=SERAPHINA), f"character {cid!r}")
+    not_found(other.http.delete(f"/chat-characters/{cid}"), f"character {cid!r}")
     body = {"name": "x", "isDefault": True}
     not_found(
-        other.http.put(f"/chat/personas/{persona['id']}", json=body), f"persona {persona['id']!r}"
+        other.http.put(f"/chat-personas/{persona['id']}", json=body), f"persona {persona['id']!r}"
     )
-    not_found(other.http.delete(f"/chat/personas/{persona['id']}"), f"persona {persona['id']!r}")
+    not_found(other.http.delete(f"/chat-personas/{persona['id']}"), f"persona {persona['id']!r}")
     not_found(
         other.http.post("/chats", json={**CREATE_CHAT, "chatCharacterId": cid}),
         f"character {cid!r}",
     )
     for r in (
-        other.http.get(f"/chat/personas/chats/{chat_id}"),
+        other.http.get(f"/chat-personas/chats/{chat_id}"),
         other.http.get(f"/chats/{chat_id}"),
         other.http.delete(f"/chats/{chat_id}"),
         other.http.post(f"/chats/{chat_id}/messages", json=SEND_MESSAGE),
@@ -358,17 +358,17 @@ def test_other_accounts_records_are_not_found_in_the_seed_shape(srv: LiveServer)
         other.http.delete(murl),
     ):
         not_found(r, f"chat {chat_id!r}")
-    for path in ("/chat/characters", "/chat/personas", "/chats"):
+    for path in ("/chat-characters", "/chat-personas", "/chats"):
         assert other.ok(other.http.get(path)) == []
     assert len(owner.ok(owner.http.get(f"/chats/{chat_id}"))["messages"]) == 1
     assert other.credits() == (20, 0)
 
     # Bad input: the seed's limits, in its error shape.
     for path, bad in (
-        ("/chat/characters", {**SERAPHINA, "name": "x" * 51}),
-        ("/chat/characters", {**SERAPHINA, "shortBio": ""}),
-        ("/chat/personas", {"name": "x" * 21, "isDefault": True}),
-        ("/chat/personas", {"name": "Ada", "bio": "x" * 151, "isDefault": True}),
+        ("/chat-characters", {**SERAPHINA, "name": "x" * 51}),
+        ("/chat-characters", {**SERAPHINA, "shortBio": ""}),
+        ("/chat-personas", {"name": "x" * 21, "isDefault": True}),
+        ("/chat-personas", {"name": "Ada", "bio": "x" * 151, "isDefault": True}),
         (f"/chats/{chat_id}/messages", {"userMessage": ""}),
         (f"/chats/{chat_id}/messages", {"userMessage": "x" * 4001}),
     ):
@@ -376,9 +376,9 @@ def test_other_accounts_records_are_not_found_in_the_seed_shape(srv: LiveServer)
         assert r.status_code == 400 and r.json()["errorType"] == "INVALID_PARAMETER", (path, r.text)
 
     # A deleted character: gone from the list and null, its chat readable, closed to replies.
-    assert owner.http.delete(f"/chat/characters/{cid}").status_code == 204
-    assert owner.ok(owner.http.get("/chat/characters")) == []
-    assert owner.ok(owner.http.get(f"/chat/characters/{cid}")) is None
+    assert owner.http.delete(f"/chat-characters/{cid}").status_code == 204
+    assert owner.ok(owner.http.get("/chat-characters")) == []
+    assert owner.ok(owner.http.get(f"/chat-characters/{cid}")) is None
     assert owner.ok(owner.http.get(f"/chats/{chat_id}"))["chatCharacterId"] == cid
     r = owner.http.post(f"/chats/{chat_id}/messages", json=SEND_MESSAGE)
     assert r.status_code == 409 and "deleted" in r.json()["message"]

@@ -1,5 +1,6 @@
-"""AliveAI's Chat Character and Chat Persona Resources under /aliveai/chat: the native
-characters and personas (`chat/store.py`), in the seed's fields."""
+"""AliveAI's Chat Character and Chat Persona Resources (/aliveai/chat-characters,
+/aliveai/chat-personas): the native characters and personas (`chat/store.py`), in the seed's
+fields."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pixelforge.errors import PixelForgeError
 from pixelforge.web.deps import CurrentAccount, ServicesDep
 from pixelforge.web.openapi import answers
 
-router = APIRouter(prefix="/aliveai/chat", tags=["aliveai"])
+router = APIRouter(prefix="/aliveai", tags=["aliveai"])
 
 Id = Annotated[str, Path(max_length=64)]
 PAGE = 100
@@ -25,7 +26,7 @@ PAGE = 100
 
 # -- characters ------------------------------------------------------------------------------
 @router.get(
-    "/characters",
+    "/chat-characters",
     summary="Get Characters For User (newest first; deleted ones left out)",
     responses=ex.responses([exc.CHARACTER]),
 )
@@ -43,7 +44,7 @@ def get_characters(
 
 
 @router.post(
-    "/characters",
+    "/chat-characters",
     summary="Submit Character",
     responses=ex.responses(
         {"chatCharacterId": exc.CHARACTER_ID},
@@ -61,7 +62,7 @@ def submit_character(
 
 
 @router.get(
-    "/characters/{id}",
+    "/chat-characters/{id}",
     summary="Get Character (null when there is no such character of yours)",
     responses=ex.responses(exc.CHARACTER),
 )
@@ -76,7 +77,7 @@ def get_character(
 
 
 @router.put(
-    "/characters/{id}",
+    "/chat-characters/{id}",
     summary="Update Character (name, bio, short bio; the first message is replaced)",
     responses=ex.responses(exc.CHARACTER, exc.CHARACTER_NOT_FOUND),
 )
@@ -96,7 +97,7 @@ def update_character(
 
 
 @router.delete(
-    "/characters/{id}",
+    "/chat-characters/{id}",
     status_code=204,
     summary="Delete Character (hidden from now on; its chats remain)",
     responses=ex.responses(None, exc.CHARACTER_NOT_FOUND),
@@ -107,7 +108,7 @@ def delete_character(id: Id, account: CurrentAccount, services: ServicesDep) -> 
 
 
 # -- personas --------------------------------------------------------------------------------
-@router.get("/personas", summary="Get Personas", responses=ex.responses([exc.PERSONA]))
+@router.get("/chat-personas", summary="Get Personas", responses=ex.responses([exc.PERSONA]))
 def get_personas(account: CurrentAccount, services: ServicesDep) -> list[dict[str, Any]]:
     personas = PersonaService(services.db)
     out: list[dict[str, Any]] = []
@@ -119,7 +120,7 @@ def get_personas(account: CurrentAccount, services: ServicesDep) -> list[dict[st
             return out
 
 
-@router.post("/personas", summary="Create Persona", responses=ex.responses(exc.PERSONA))
+@router.post("/chat-personas", summary="Create Persona", responses=ex.responses(exc.PERSONA))
 def create_persona(
     body: PersonaRequest, account: CurrentAccount, services: ServicesDep
 ) -> dict[str, Any]:
@@ -130,7 +131,7 @@ def create_persona(
 
 
 @router.get(
-    "/personas/chats/{chatId}",
+    "/chat-personas/chats/{chatId}",
     summary="Get Persona For Chat",
     responses=ex.responses(exc.PERSONA, exc.CHAT_NOT_FOUND),
 )
@@ -141,7 +142,7 @@ def get_persona_for_chat(
 
 
 @router.put(
-    "/personas/{id}",
+    "/chat-personas/{id}",
     summary="Update Persona (isDefault true unsets the previous default)",
     responses=ex.responses(
         exc.PERSONA,
@@ -163,7 +164,7 @@ def update_persona(
 
 
 @router.delete(
-    "/personas/{id}",
+    "/chat-personas/{id}",
     status_code=204,
     summary="Delete Persona (refused for your only persona and for one a chat uses)",
     responses=ex.responses(None, exc.PERSONA_NOT_FOUND, exc.PERSONA_IN_USE),
