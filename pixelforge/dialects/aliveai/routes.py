@@ -1,6 +1,7 @@
 """AliveAI's routes under /aliveai: members, upload, catalog listings; with prompts and websockets.
 
-Prompts and their websockets live in `routes_prompts` and `ws`; the mapping of each endpoint
+Prompts and their websockets live in `routes_prompts` and `ws`, chat in `routes_characters`
+(characters, personas) and `routes_chat` (chats); the mapping of each endpoint
 onto the core is in docs/dialects/aliveai.md.
 """
 
@@ -15,7 +16,7 @@ from starlette.datastructures import UploadFile
 
 from pixelforge.catalog.types import LoraTemplate
 from pixelforge.dialects.aliveai import examples as ex
-from pixelforge.dialects.aliveai import routes_prompts, store, ws
+from pixelforge.dialects.aliveai import routes_characters, routes_chat, routes_prompts, store, ws
 from pixelforge.dialects.aliveai import schemas as sc
 from pixelforge.dialects.aliveai.errors import format_error
 from pixelforge.dialects.common import ingest_image
@@ -303,4 +304,6 @@ async def delete_custom_clothes(
 
 router.include_router(_api)
 router.include_router(routes_prompts.router)
+router.include_router(routes_characters.router)
+router.include_router(routes_chat.router)
 router.include_router(ws.router)
