@@ -16,6 +16,7 @@ from pixelforge.api.routes import (
     media,
     models,
     pipelines,
+    prompts,
 )
 
 DESCRIPTION = """
@@ -40,6 +41,7 @@ def include_routes(app: FastAPI) -> None:
         catalog,
         models,
         analyze,
+        prompts,
         events,
     ):
         app.include_router(module.router)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixelforge.dialects import load_options
+from pixelforge.dialects.aliveai.schemas import LlmModel
 from pixelforge.services import Services
 from pixelforge.settings import Settings
 
@@ -13,6 +15,18 @@ class AliveaiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PIXELFORGE_ALIVEAI_", extra="forbid")
 
     max_blocking_s: float = 40.0  # the longest a blocking request waits for its job
+    # The LLM Resource's LlmModel names -> chat model ids; a name not listed runs on llm_model.
+    llm_models: dict[LlmModel, str] = Field(default_factory=dict)
+    # The chat model of the LLM helpers not mapped above (and of those whose requests name no
+    # LlmModel); absent: the server's default chat model (smollm2-135m-instruct).
+    llm_model: str | None = None
+    # At most this many tokens per helper answer (absent: the templates' own, 160-200); lower
+    # it where the chat model runs slowly.
+    llm_max_tokens: int | None = Field(None, ge=16, le=1000)
+
+    def chat_model(self, name: LlmModel | None) -> str | None:
+        """The chat model an LlmModel name (or none) runs on; None: the default one."""
+        return self.llm_models.get(name, self.llm_model) if name else self.llm_model
 
 
 def load(settings: Settings) -> AliveaiSettings:
