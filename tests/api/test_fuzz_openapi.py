@@ -30,6 +30,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from pixelforge.models.base import CHAT
+from pixelforge.models.catalog import Catalog
 from tests.conftest import make_settings
 from tests.live import LiveServer, png_bytes
 
@@ -91,8 +93,10 @@ def throwaway_params(spare: Throwaway) -> dict[tuple[str, str], dict[str, Callab
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # No models: jobs the fuzzer submits fail fast instead of running diffusion on CPU; a short
-    # max wait bounds the blocking routes.
+    # max wait bounds the blocking routes. The default chat model ships in a package, so the
+    # chat default here is one that is not downloaded: the prompt helpers answer 503 at once.
     data: Path = tmp_path_factory.mktemp("fuzz") / "data"
+    Catalog(data / "models").set_default(CHAT, "qwen3-0.6b")
     with LiveServer(make_settings(data, max_wait_s=2.0)) as srv:
         yield srv
 

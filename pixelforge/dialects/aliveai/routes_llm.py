@@ -125,7 +125,7 @@ def _profile(services: Services, account_id: str, profile_id: str) -> str:
         ex.PROMPT_TEXT, ex.error(404, "not_found", "profile 'string' not found"), _TIMEOUT
     ),
 )
-@answers(402, 503, 504)
+@answers(402, 404, 503, 504)
 async def character(
     body: sc.CharacterPromptRequest,
     request: Request,
