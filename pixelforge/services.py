@@ -124,6 +124,7 @@ def build_services(settings: Settings, *, registry: PipelineRegistry | None = No
         gpu_budget_bytes=settings.model_gpu_budget_bytes,
         threads=threads,
         cpu_dtype=settings.model_cpu_dtype,
+        upstream_api_keys={k: v.get_secret_value() for k, v in settings.upstream_api_keys.items()},
     )
     faults = FaultPoints(settings.test_fault)  # test-only; unarmed unless a test sets it
     runner = Runner(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     model_cpu_budget_bytes: int | None = None  # default: half the RAM
     model_gpu_budget_bytes: int | None = None  # default: 80% of the GPU's memory
     model_cpu_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    # API keys of openai-upstream models, by profile id, as JSON:
+    # PIXELFORGE_UPSTREAM_API_KEYS='{"my-vllm": "sk-..."}'. Secret: never logged or shown.
+    upstream_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
 
     # NSFW gate: NudeNet labels that block a result when the job asks for block_explicit
     nsfw_block_labels: list[str] | None = None  # default: the exposed-content labels

@@ -52,7 +52,9 @@ class ModelProfile:
     # layout, see pixelforge.models.onnx_model.OnnxSpec) | mediapipe | nudenet | ncnn (weights
     # shipped in the pip package named by `source`, see pixelforge.models.bundled) |
     # transformers-llm (a causal language model; `extra` may name a GGUF file, see
-    # pixelforge.models.llm)
+    # pixelforge.models.llm) | llama-cpp (a GGUF file run by llama.cpp, see
+    # pixelforge.models.llm_cpp) | openai-upstream (an OpenAI-compatible server named in
+    # `extra`, see pixelforge.models.llm_upstream)
     kind: str = "diffusers"
 
 

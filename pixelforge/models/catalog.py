@@ -13,6 +13,7 @@ from typing import Any
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ModelProfile
 from pixelforge.models.bundled import BUNDLED_KINDS, BUNDLED_TASKS, check_bundled
+from pixelforge.models.llm_engines import ENGINE_KINDS, check_engine_profile
 from pixelforge.models.onnx_model import ONNX, onnx_spec
 from pixelforge.models.profiles import ALL_KINDS, BUILTIN, DEFAULTS, TASKS, TINY_DESCRIPTION
 
@@ -76,6 +77,8 @@ def check_profile(profile: ModelProfile) -> None:
         )
     elif profile.kind == ONNX:
         onnx_spec(profile)
+    elif profile.kind in ENGINE_KINDS:
+        check_engine_profile(profile)
     elif profile.source.startswith(("http://", "https://")):
         raise PixelForgeError(
             ErrorCode.invalid_parameter,

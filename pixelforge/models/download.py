@@ -9,7 +9,9 @@ from pathlib import Path
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import ModelProfile
 from pixelforge.models.bundled import BUNDLED_KINDS, INSTALL_HINTS, bundled_files, package_dir
-from pixelforge.models.llm import TRANSFORMERS_LLM, gguf_path
+from pixelforge.models.llm import GGUF_FILE, TRANSFORMERS_LLM, gguf_path
+from pixelforge.models.llm_cpp import LLAMA_CPP
+from pixelforge.models.llm_upstream import OPENAI_UPSTREAM
 from pixelforge.models.onnx_model import ONNX, onnx_spec
 
 # Components PixelForge never loads (its own safety checks live in pixelforge.safety).
@@ -69,6 +71,10 @@ def is_available(profile: ModelProfile, models_dir: Path) -> bool:
     path = model_path(profile, models_dir)
     if profile.kind == ONNX:
         return onnx_files_present(profile, path)
+    if profile.kind == OPENAI_UPSTREAM:
+        return True  # nothing on disk; a server that is down fails the job's load instead
+    if profile.kind == LLAMA_CPP:
+        return gguf_path(profile, path) is not None
     if profile.kind == TRANSFORMERS_LLM and gguf_path(profile, path) is not None:
         return True  # converted on its first load
     return is_complete(path)
@@ -146,6 +152,12 @@ def pull(profile: ModelProfile, models_dir: Path, *, progress: bool = True) -> P
                 f"`{INSTALL_HINTS[profile.kind]}`",
             )
         return model_path(profile, models_dir)
+    if profile.kind == OPENAI_UPSTREAM:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter,
+            f"model {profile.id!r} runs on the server at {profile.extra.get('base_url')}; "
+            "there is nothing to pull",
+        )
     if is_local_source(profile.source):
         raise PixelForgeError(
             ErrorCode.invalid_parameter,
@@ -177,6 +189,8 @@ def pull(profile: ModelProfile, models_dir: Path, *, progress: bool = True) -> P
                     f"model {profile.id!r}: {profile.source} has no file {missing[0]}; "
                     f"its files: {', '.join(f for f in files if f.endswith('.onnx')) or 'none'}",
                 )
+        elif profile.kind == LLAMA_CPP:
+            wanted = [str(profile.extra.get(GGUF_FILE))]
         else:
             wanted = select_files(files, profile.variant)
         snapshot_download(

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,6 +42,7 @@ from pixelforge.models.download import (
     model_path,
 )
 from pixelforge.models.llm import TRANSFORMERS_LLM, gguf_path, load_chat_model
+from pixelforge.models.llm_engines import ENGINE_KINDS, resident_engine
 from pixelforge.models.onnx_model import ONNX, load_onnx, onnx_device, onnx_spec
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,13 @@ class ModelManager:
         threads: int = 0,
         cpu_dtype: CpuDtype = "auto",
         low_memory_fraction: float = 0.5,
+        upstream_api_keys: Mapping[str, str] | None = None,
     ) -> None:
         """Budgets default to half the RAM and 80% of the GPU's memory. `threads` > 0 sets
         torch's intra-op threads. `cpu_dtype="auto"` picks bfloat16 on CPUs with native bf16
         (AVX512-BF16/AMX, Arm BF16) except for tiny models. A model larger than
-        `low_memory_fraction` of its budget gets attention slicing and VAE tiling."""
+        `low_memory_fraction` of its budget gets attention slicing and VAE tiling.
+        `upstream_api_keys`: profile id -> API key of its openai-upstream server."""
         if cpu_dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"cpu_dtype must be auto, float32 or bfloat16, not {cpu_dtype!r}")
         self.models_dir = Path(models_dir)
@@ -89,6 +92,7 @@ class ModelManager:
         self._threads = threads
         self._cpu_dtype = cpu_dtype
         self._low_memory_fraction = low_memory_fraction
+        self._upstream_api_keys = dict(upstream_api_keys or {})
         self._setup_lock = threading.Lock()
         self._ready = False
 
@@ -130,14 +134,22 @@ class ModelManager:
         when it is on disk (`pixelforge models pull taesd`); otherwise it is ignored.
 
         An onnx profile yields its `OnnxModel` (an ONNX Runtime session and its layout); a
-        transformers-llm profile its `ChatModel` (task "chat"); a bundled profile (mediapipe,
-        nudenet, ncnn) its library object, under its lock."""
+        transformers-llm, llama-cpp or openai-upstream profile its ChatEngine (task "chat");
+        a bundled profile (mediapipe, nudenet, ncnn) its library object, under its lock."""
         profile = self.profile(model_id, task=task)
         if profile.kind in BUNDLED_KINDS:
             # CPU-only libraries: no torch setup, so the API process stays light.
             threads = self._threads if self._threads > 0 else (os.cpu_count() or 1)
             with use_bundled(self.cache, profile, threads=threads) as model:
                 yield model
+            return
+        if profile.kind in ENGINE_KINDS:  # llama.cpp, upstream servers: no torch either
+            path = model_path(profile, self.models_dir)
+            keys = self._upstream_api_keys
+            with resident_engine(
+                self.cache, profile, path, threads=self._threads, api_keys=keys
+            ) as engine:
+                yield engine
             return
         self._setup()
         if profile.kind == ONNX:

