@@ -3,9 +3,11 @@ errors in the native shape."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -91,3 +93,28 @@ def test_the_window_cap_and_a_smaller_max_tokens(srv: LiveServer) -> None:
         job = c.get(f"/v1/jobs/{out['job_id']}").json()
     assert job["params"]["max_tokens"] == 20
     assert 0 < job["result"]["usage"]["completion_tokens"] <= 20
+
+
+def test_a_client_that_leaves_cancels_its_helper_job(srv: LiveServer) -> None:
+    account, key = srv.account(credits=10)
+    with srv.client(key) as c:
+        # The one worker is busy with a long reply, so the helper's job waits in the queue.
+        busy = {"model": "tiny-llama", "prompt": "once upon a time", "n": 4, "max_tokens": 480}
+        first = c.post("/v1/jobs", json={"pipeline": "chat", "params": busy}).json()
+        body = {"model": "tiny-llama", "input": "a lighthouse at night"}
+        with pytest.raises(httpx.ReadTimeout):
+            c.post("/v1/prompts/prompt", json=body, timeout=0.3)
+        deadline = time.monotonic() + 20
+        while True:
+            jobs, _ = srv.services.jobs.search(account_id=account, statuses=list(JobStatus))
+            [helper] = [j for j in jobs if j.id != first["id"]]
+            if JobStatus(helper.status).terminal or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert helper.status == JobStatus.CANCELED and helper.started_at is None
+        c.delete(f"/v1/jobs/{first['id']}")
+        assert srv.wait_job(c, first["id"])["status"] in ("canceled", "succeeded")
+    ended = srv.services.jobs.get(account_id=account, job_id=first["id"])
+    assert srv.services.accounts.balance(account).available == 10 - (
+        4 if ended.status == JobStatus.SUCCEEDED else 0
+    )
