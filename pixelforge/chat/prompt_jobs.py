@@ -79,7 +79,7 @@ async def run_template(
         job_id = submitted.job.id
         outcome = await _follow(stream, job_id, wait_s, disconnected)
         if outcome != "ended":  # leaving the block now cancels the job
-            raise _gone(job_id, wait_s) if outcome == "timeout" else _left(job_id)
+            raise _timed_out(job_id, wait_s) if outcome == "timeout" else _left(job_id)
     job = await run_in_threadpool(lambda: services.jobs.get(account_id=account.id, job_id=job_id))
     if job.status != JobStatus.SUCCEEDED:
         raise job_failure(job)
@@ -96,7 +96,7 @@ async def run_template(
 async def _follow(
     stream: JobStream, job_id: str, wait_s: float, disconnected: Disconnected | None
 ) -> str:
-    """ "ended", "timeout" or "left": how the wait for the job's final event ended."""
+    """How the wait for the job's final event ended: "ended", "timeout" or "left"."""
     left = False
 
     async def watch(scope: anyio.CancelScope) -> None:
@@ -118,7 +118,7 @@ async def _follow(
     return "left" if left else "timeout"
 
 
-def _gone(job_id: str, wait_s: float) -> PixelForgeError:
+def _timed_out(job_id: str, wait_s: float) -> PixelForgeError:
     return PixelForgeError(
         ErrorCode.timeout,
         f"the model did not answer within {wait_s:g} s; job {job_id} was canceled and "
