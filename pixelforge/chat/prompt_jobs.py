@@ -84,9 +84,10 @@ async def run_template(
     if job.status != JobStatus.SUCCEEDED:
         raise job_failure(job)
     result = job.result or {}
-    choices = result.get("choices") or [{}]
+    first = (result.get("choices") or [{}])[0]
+    cut = first.get("finish_reason") == "length"
     return Answer(
-        reading=template.read(str(choices[0].get("text") or "")),
+        reading=template.read(str(first.get("text") or ""), cut=cut),
         job_id=job.id,
         model=str(result.get("model") or profile.id),
         usage=dict(result.get("usage") or {}),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 KINDS = ("character-builder", "character", "prompt", "update", "video")
@@ -44,6 +44,10 @@ class Template:
     fallback: str
     max_tokens: int = 160
     temperature: float = 0.7
+    # (needle, phrase): an answer that never mentions the needle gets the phrase put first, so
+    # what the caller asked for (an attribute, the outfit) is in the prompt even when a small
+    # model left it out.
+    required: tuple[tuple[str, str], ...] = ()
 
     def params(
         self,
@@ -70,10 +74,19 @@ class Template:
             "seed": seed,
         }
 
-    def read(self, raw: str) -> Reading:
-        if self.kind == "video":
-            return read_video(raw, self.fallback)
-        return read_text(raw, self.fallback)
+    def read(self, raw: str, *, cut: bool = False) -> Reading:
+        """The answer read; `cut`: it ran out of tokens, so its unfinished last phrase goes."""
+        reading = (
+            read_video(raw, self.fallback)
+            if self.kind == "video"
+            else read_text(raw, self.fallback)
+        )
+        if reading.fallback:
+            return reading
+        text = _finished(reading.text) if cut else reading.text
+        lowered = text.lower()
+        missing = [phrase for needle, phrase in self.required if needle.lower() not in lowered]
+        return replace(reading, text=_clip(_join(*missing, text), MAX_PROMPT))
 
 
 def _template(
@@ -110,7 +123,10 @@ def character_builder(attributes: Mapping[str, str], *, style: str | None = None
     )
     user = _attribute_lines(attributes) if attributes else "No attributes: invent a character."
     fallback = _join("portrait of a character", *_attribute_phrases(attributes), style)
-    return _template("character-builder", _styled(system, style), (example,), user, fallback)
+    required = _required(attributes)
+    return _template(
+        "character-builder", _styled(system, style), (example,), user, fallback, required=required
+    )
 
 
 def character(description: str, *, theme: str, outfit: str, details: str | None = None) -> Template:
@@ -130,7 +146,8 @@ def character(description: str, *, theme: str, outfit: str, details: str | None 
     if details:
         user += f"\nAlso: {details}"
     fallback = _join(description, f"wearing {outfit}", theme, details)
-    return _template("character", system, (example,), user, fallback)
+    required = ((outfit, f"wearing {outfit}"), (theme, theme))
+    return _template("character", system, (example,), user, fallback, required=required)
 
 
 def image_prompt(idea: str, *, style: str | None = None) -> Template:
@@ -164,7 +181,7 @@ def update(old_prompt: str, changes: Mapping[str, str]) -> Template:
     lines = _attribute_lines(changes) if changes else "none: polish the prompt, keep its content"
     user = f"Old prompt: {old_prompt}\nChanges:\n{lines}"
     fallback = _join(old_prompt, *_attribute_phrases(changes))
-    return _template("update", system, (example,), user, fallback)
+    return _template("update", system, (example,), user, fallback, required=_required(changes))
 
 
 def video(
@@ -254,6 +271,20 @@ def _clip(text: str, limit: int) -> str:
     cut = text[:limit]
     at = max(cut.rfind(","), cut.rfind(" "))
     return (cut[:at] if at > limit // 2 else cut).rstrip(" ,;")
+
+
+def _finished(text: str) -> str:
+    """The text up to its last finished phrase (a comma or full stop in its second half)."""
+    end = max(text.rfind(mark) for mark in ".,;!")
+    return text[:end].rstrip(" ,;") if end > len(text) // 2 else text
+
+
+def _required(attributes: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (str(v).strip(), f"{attribute_name(k)}: {v}")
+        for k, v in attributes.items()
+        if str(v).strip()
+    )
 
 
 def _join(*parts: str | None) -> str:

@@ -87,3 +87,34 @@ def test_attribute_names_read_as_words() -> None:
     assert prompts.attribute_name("hairColor") == "hair color"
     assert prompts.attribute_name("body_shape") == "body shape"
     assert prompts.attribute_name("eye-colour") == "eye colour"
+
+
+def test_what_was_asked_for_is_put_first_when_the_model_left_it_out() -> None:
+    builder = prompts.character_builder({"hairColor": "blonde", "bodyShape": "curvy"})
+    # SmolLM2-135M's real answer to this request: the attributes ignored.
+    reading = builder.read("A 45-year-old man with curly brown hair, a curvy figure, leather")
+    assert reading.text == (
+        "hair color: blonde, A 45-year-old man with curly brown hair, a curvy figure, leather"
+    )
+    assert builder.read("a Blonde woman, curvy, smiling").text == "a Blonde woman, curvy, smiling"
+    character = prompts.character("Mara", theme="beach party", outfit="red bikini")
+    assert character.read("Mara dancing at a beach party at dusk").text == (
+        "wearing red bikini, Mara dancing at a beach party at dusk"
+    )
+    update = prompts.update("a woman in a cafe", {"location": "library"})
+    assert update.read("a woman reading in a quiet room").text.startswith("location: library, ")
+    assert builder.read("ok").fallback  # the fallback already holds every attribute
+
+
+def test_an_answer_cut_by_the_token_limit_loses_its_unfinished_phrase() -> None:
+    t = prompts.image_prompt("a lighthouse")
+    raw = "a lighthouse on a cliff, stormy sea, beams of light in the fog, so far everything seems"
+    assert (
+        t.read(raw, cut=True).text
+        == "a lighthouse on a cliff, stormy sea, beams of light in the fog"
+    )
+    assert t.read(raw).text == raw
+    # A single long phrase stays whole rather than losing most of it.
+    assert t.read("a lighthouse, on a cliff in the storm at night", cut=True).text == (
+        "a lighthouse, on a cliff in the storm at night"
+    )
