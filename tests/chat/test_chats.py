@@ -213,8 +213,9 @@ def test_select_edit_and_delete_from_a_message(srv: LiveServer) -> None:
         # The history sent next is what the chat now shows.
         r = c.post(f"/v1/chats/{cid}/messages", json={"content": "three", **SHORT})
         job = ok(c.get(f"/v1/jobs/{r.headers['X-Job-Id']}"))
-        sent = _turns(job["params"]["messages"])[-4:]
-        assert sent == ["User? You are awake!", "one", left[2]["content"], "three"]
+        # (A random-weight reply may be empty; an empty turn is not sent.)
+        expected = [t for t in ("User? You are awake!", "one", left[2]["content"], "three") if t]
+        assert _turns(job["params"]["messages"])[-len(expected) :] == expected
         assert c.delete(f"/v1/chats/{cid}").status_code == 204
         assert error_code(c.get(f"/v1/chats/{cid}"), 404) == "not_found"
 

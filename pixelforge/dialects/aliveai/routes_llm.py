@@ -71,7 +71,7 @@ async def _run(
         services,
         account,
         template,
-        model=opts.chat_model(llm),
+        model=opts.llm_model_for(llm),
         wait_s=opts.max_blocking_s,
         max_tokens=opts.llm_max_tokens,
         meta={"aliveai": {"llmHelper": endpoint}},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -15,6 +17,16 @@ class AliveaiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PIXELFORGE_ALIVEAI_", extra="forbid")
 
     max_blocking_s: float = 40.0  # the longest a blocking request waits for its job
+    # Chats created here (the seed takes no model or sampling): their chat model (absent: the
+    # server's default chat model) and the sampling every reply of theirs uses.
+    chat_reply_model: str | None = Field(None, max_length=200)
+    chat_max_tokens: int = Field(300, ge=1, le=8192)
+    chat_temperature: float = Field(0.8, ge=0, le=2)
+
+    def chat_sampling(self) -> dict[str, Any]:
+        """The sampling defaults of a chat created through the dialect."""
+        return {"max_tokens": self.chat_max_tokens, "temperature": self.chat_temperature}
+
     # The LLM Resource's LlmModel names -> chat model ids; a name not listed runs on llm_model.
     llm_models: dict[LlmModel, str] = Field(default_factory=dict)
     # The chat model of the LLM helpers not mapped above (and of those whose requests name no
@@ -24,7 +36,7 @@ class AliveaiSettings(BaseSettings):
     # it where the chat model runs slowly.
     llm_max_tokens: int | None = Field(None, ge=16, le=1000)
 
-    def chat_model(self, name: LlmModel | None) -> str | None:
+    def llm_model_for(self, name: LlmModel | None) -> str | None:
         """The chat model an LlmModel name (or none) runs on; None: the default one."""
         return self.llm_models.get(name, self.llm_model) if name else self.llm_model
 
