@@ -252,12 +252,15 @@ def _wait_ended(user: User, prompt_id: str) -> None:
 
 @pytest.mark.slow
 def test_smollm2_the_default_writes_an_english_prompt(
-    models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path, pytestconfig: pytest.Config
 ) -> None:
+    # The default catalog: SmolLM2 from its wheel, converted once into pytest's cache (shared
+    # with the AliveAI chat test) and read from there by later runs.
+    cache = getattr(pytestconfig, "cache", None)
+    models = cache.mkdir("aliveai-chat-smollm2") if cache is not None else tmp_path / "models"
     # The default options but shorter answers: a CPU shared with other tests decodes slowly.
     options = {"aliveai": {"llm_max_tokens": 32}}
-    data = tmp_path_factory.mktemp("smol-data")
-    settings = make_settings(data, models_path=models_dir, dialect_options=options)
+    settings = make_settings(tmp_path / "data", models_path=models, dialect_options=options)
     with LiveServer(settings) as server:
         # Converted once and made resident; its first decode (kernel set-up) is paid here.
         with server.services.models.load(None, task="chat") as llm:
