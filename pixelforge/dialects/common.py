@@ -1,4 +1,5 @@
-"""The door from a dialect to the core: submit, wait, read results, ingest media.
+"""The door from a dialect to the core: submit, wait, read results, ingest media; run a
+prompt helper (`chat/prompts.py`) as one chat job (`run_template`).
 
 Everything here is a thin call into the core services (run off the event loop), so a dialect
 module holds only translation: its request shapes in, its response shapes out.
@@ -12,6 +13,7 @@ from typing import Any
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
+from pixelforge.chat.prompt_jobs import Answer, client_left, describe_media, run_template
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.service import Submitted
 from pixelforge.jobs.status import JobStatus
@@ -23,13 +25,17 @@ from pixelforge.store.tables import Account, Job, Media
 from pixelforge.web.urls import base_url
 
 __all__ = [
+    "Answer",
     "JobStream",
     "base_url",
+    "client_left",
+    "describe_media",
     "follow",
     "ingest_image",
     "job_error",
     "media_url",
     "outputs",
+    "run_template",
     "submit",
     "wait",
 ]
