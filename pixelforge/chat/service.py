@@ -99,9 +99,11 @@ class ChatService:
         persona_id: str | None,
         model: str | None,
         sampling: dict[str, Any],
+        first_message: str | None = None,
     ) -> ChatView:
         """A chat opened by the character's greeting (first_mes, alternate greetings as
-        further candidates). No persona: the account's default, else the built-in User."""
+        further candidates), or by `first_message` in their place when given. No persona: the
+        account's default, else the built-in User."""
         character = self._character(account_id, character_id)
         persona = (
             self.personas.get(account_id, persona_id)
@@ -129,9 +131,8 @@ class ChatService:
         # {{char}} is the nickname when the card has one (V3), as in the context.
         nickname = character.data.get("nickname")
         char = nickname if isinstance(nickname, str) and nickname.strip() else character.name
-        greetings = [
-            apply_macros(g, char=char, user=view.user_name) for g in self._greetings(character.data)
-        ]
+        texts = [first_message] if first_message else self._greetings(character.data)
+        greetings = [apply_macros(g, char=char, user=view.user_name) for g in texts]
         with self.db.write() as s:
             s.add(row)
             s.flush()

@@ -3,7 +3,8 @@
 Each dialect is a package here with the same file roles:
 - `__init__.py`: the mount contract: `NAME`, `PREFIX` (its settings name and the path prefix
   its routes live under), `router` (a FastAPI `APIRouter` with its routes, full paths),
-  `format_error(err) -> Response` (its error shape, used for every error under `PREFIX`),
+  `format_error(err) -> Response` (its error shape, used for every error under `PREFIX`, or
+  under each of `PREFIXES` when a dialect's routes live under several),
   `ERROR_MODEL` (a pydantic model of that shape, for the OpenAPI document) and
   optionally `on_startup(services)` (one-time preparation: options, keys, accounts);
 - `routes.py` (or `routes_*.py`), `schemas.py` (request/response models and examples),
@@ -44,7 +45,8 @@ def mount(app: FastAPI, names: list[str]) -> list[ModuleType]:
     modules = enabled(names)
     for module in modules:
         app.include_router(module.router)
-        register_error_format(app, module.PREFIX, module.format_error, module.ERROR_MODEL)
+        for prefix in getattr(module, "PREFIXES", (module.PREFIX,)):
+            register_error_format(app, prefix, module.format_error, module.ERROR_MODEL)
     return modules
 
 

@@ -1,4 +1,5 @@
-"""The door from a dialect to the core: submit, wait, read results, ingest media.
+"""The door from a dialect to the core: submit, wait, read results, ingest media; run a
+prompt helper (`chat/prompts.py`) as one chat job (`run_template`).
 
 Everything here is a thin call into the core services (run off the event loop), so a dialect
 module holds only translation: its request shapes in, its response shapes out.
@@ -6,14 +7,17 @@ module holds only translation: its request shapes in, its response shapes out.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
+from pixelforge.chat.prompt_jobs import Answer, client_left, describe_media, run_template
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.jobs.service import Submitted
 from pixelforge.jobs.status import JobStatus
+from pixelforge.jobs.streams import JobStream, follow_job
 from pixelforge.jobs.waiting import wait_for_end
 from pixelforge.media.service import decode_base64
 from pixelforge.services import Services
@@ -21,11 +25,17 @@ from pixelforge.store.tables import Account, Job, Media
 from pixelforge.web.urls import base_url
 
 __all__ = [
+    "Answer",
+    "JobStream",
     "base_url",
+    "client_left",
+    "describe_media",
+    "follow",
     "ingest_image",
     "job_error",
     "media_url",
     "outputs",
+    "run_template",
     "submit",
     "wait",
 ]
@@ -58,6 +68,12 @@ async def submit(
             meta=meta,
         )
     )
+
+
+def follow(services: Services, account: Account) -> AbstractAsyncContextManager[JobStream]:
+    """Follow a job the block is about to submit (subscribed before it exists): its events
+    through `stream.events(job_id)`; leaving the block before the job ends cancels it."""
+    return follow_job(services.jobs, services.bus, account.id)
 
 
 async def wait(services: Services, job: Job, wait_s: float) -> Job:

@@ -214,7 +214,7 @@ class ChatModel:
     """A loaded causal LM and its tokenizer. Safe to share between threads: generation keeps
     all of its state (KV cache, random generator) local to the call."""
 
-    features = frozenset({FEATURE_CONTINUE})
+    features = frozenset({FEATURE_CONTINUE, FEATURE_JSON})
 
     def __init__(self, model_id: str, model: Any, tokenizer: Any, *, context_length: int) -> None:
         self.model_id = model_id
@@ -302,6 +302,14 @@ class ChatModel:
         generator = torch.Generator(device="cpu")
         generator.manual_seed(opts.seed if opts.seed is not None else _random_seed())
         processors = _processors(opts, len(ids))
+        if opts.response_format is not None:
+            from pixelforge.models.llm_constrain import json_constraint
+
+            constraint = json_constraint(
+                self, opts.response_format, eos_ids=self._eos, n=n, prompt_len=len(ids)
+            )
+            if constraint is not None:  # masks first, so top_p/top_k see only legal tokens
+                processors.insert(0, constraint)
         texts = [CandidateText(self.tokenizer, opts.stop) for _ in range(n)]
         done = [False] * n
         pending = [0] * n  # tokens decoded since candidate i's last delta

@@ -295,6 +295,26 @@ BUILTIN: tuple[ModelProfile, ...] = (
         dtype_gpu="bfloat16",
         extra={"context_length": 131072},
     ),
+    ModelProfile(
+        id="qwen3-8b",
+        family="qwen3",
+        kind=TRANSFORMERS_LLM,
+        tasks=(CHAT,),
+        source="Qwen/Qwen3-8B",
+        description="Qwen3 8B: multilingual chat with a thinking mode; 16 GB in bf16 (a GPU)",
+        dtype_gpu="bfloat16",
+        extra={"context_length": 32768},
+    ),
+    ModelProfile(
+        id="mistral-7b-instruct",
+        family="mistral",
+        kind=TRANSFORMERS_LLM,
+        tasks=(CHAT,),
+        source="mistralai/Mistral-7B-Instruct-v0.3",
+        description="Mistral 7B Instruct v0.3; 14.5 GB in bf16 (a GPU)",
+        dtype_gpu="bfloat16",
+        extra={"context_length": 32768},
+    ),
     # Vision-language models (models/vlm.py).
     *VLM_PROFILES,
 )

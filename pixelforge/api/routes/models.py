@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
 from pixelforge.errors import not_found
-from pixelforge.models.base import ModelProfile
+from pixelforge.models.base import CHAT, ModelProfile
 from pixelforge.models.download import is_local_source, model_path
 from pixelforge.models.manager import ModelManager
 from pixelforge.web.deps import CurrentAccount
@@ -64,7 +64,9 @@ class ModelOut(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int = Field(description="Unix time its files landed on this machine; 0 if absent")
-    owned_by: str = Field(description="the Hub organisation of its source, or 'local'")
+    owned_by: str = Field(
+        description="the Hub organisation of its source, 'local', or 'pixelforge' for chat models"
+    )
     family: str
     kind: str = Field(
         description="diffusers | onnx (weights pulled into the models directory) | mediapipe "
@@ -89,6 +91,8 @@ ModelId = Annotated[str, Path(max_length=100, examples=["sd-turbo"])]
 
 
 def owned_by(profile: ModelProfile) -> str:
+    if CHAT in profile.tasks:  # served as this server's own chat models (OpenAI's /v1/models)
+        return "pixelforge"
     if is_local_source(profile.source) or "/" not in profile.source:
         return "local"
     return profile.source.split("/", 1)[0]

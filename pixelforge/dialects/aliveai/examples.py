@@ -85,6 +85,15 @@ QUEUE = {
     ]
 }
 PROMPTS = {"prompts": [CONTAINER], "hasNextPage": False, "totalPageCount": 1}
+PROMPT_TEXT = {
+    "promptText": "a 30 year old woman with long wavy red hair and an athletic build, freckled "
+    "face, green eyes, confident smile, standing on a windy cliff at sunset, warm rim light"
+}
+VIDEO_PROMPT = {
+    "promptText": "the woman slowly turns her head toward the camera and smiles, her hair "
+    "moving in the breeze, slow push-in camera, warm golden light",
+    "negPrompt": "blurry, distorted face, extra limbs, flickering, sudden cuts",
+}
 CLOTHES = {"clothesId": PROMPT_ID, "clothesPrompt": "", "clothesImageUrl": MEDIA_URL}
 
 

@@ -1,7 +1,8 @@
 """AliveAI's routes under /aliveai: members, upload, catalog listings; with prompts and websockets.
 
-Prompts and their websockets live in `routes_prompts` and `ws`; the mapping of each endpoint
-onto the core is in docs/dialects/aliveai.md.
+Prompts, their websockets and the LLM helpers live in `routes_prompts`, `ws` and
+`routes_llm`, chat in `routes_characters` (characters, personas) and `routes_chat`
+(chats); the mapping of each endpoint onto the core is in docs/dialects/aliveai.md.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from starlette.datastructures import UploadFile
 
 from pixelforge.catalog.types import LoraTemplate
 from pixelforge.dialects.aliveai import examples as ex
-from pixelforge.dialects.aliveai import routes_prompts, routes_vision, store, ws
+from pixelforge.dialects.aliveai import (
+    routes_characters,
+    routes_chat,
+    routes_llm,
+    routes_prompts,
+    routes_vision,
+    store,
+    ws,
+)
 from pixelforge.dialects.aliveai import schemas as sc
 from pixelforge.dialects.aliveai.errors import format_error
 from pixelforge.dialects.common import ingest_image
@@ -304,4 +313,7 @@ async def delete_custom_clothes(
 router.include_router(_api)
 router.include_router(routes_vision.router)
 router.include_router(routes_prompts.router)
+router.include_router(routes_llm.router)
+router.include_router(routes_characters.router)
+router.include_router(routes_chat.router)
 router.include_router(ws.router)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Seed = Annotated[str, Field(pattern=r"^\d{1,18}$", examples=["42"])]
 Model = Literal["DEFAULT", "REALISM", "ANIME", "TEMPORARY", "CHARACTER_CREATOR", "ANIMA", "GROK"]
 EditModel = Literal["CREATIVE", "REALISM", "QWEN_PRO", "GROK"]
 VideoModel = Literal["DEFAULT", "AUDIO", "GROK", "SEEDANCE"]
 FaceModel = Literal["REALISM", "CREATIVE"]
+LlmModel = Literal["QWEN3_235B", "QWEN3_8B", "GROK", "MISTRAL", "RAW"]
+LLM_MODELS: tuple[str, ...] = get_args(LlmModel)
 AspectRatio = Literal["DEFAULT", "SQUARE", "PORTRAIT", "LANDSCAPE"]
 PROMPT_TYPES = (
     "IMAGE_DEFAULT",
@@ -191,3 +193,53 @@ class UpscaleVideoRequest(Body):
     videoUpscaleModel: Literal["DEFAULT", "HIGH_DETAIL"]
     mediaId: str = Field(min_length=1, max_length=64)
     createdFromPromptId: str | None = Field(None, max_length=64)
+
+
+# -- LLM Resource ------------------------------------------------------------------------------
+AttributeName = Annotated[str, StringConstraints(min_length=2, max_length=250)]
+AttributeValue = Annotated[str, StringConstraints(max_length=1000)] | int | float | bool
+Attributes = Annotated[dict[AttributeName, AttributeValue], Field(max_length=50)]
+
+
+def _text(low: int, high: int) -> Any:
+    return Field(min_length=low, max_length=high, pattern=r"\S")
+
+
+class LlmBuilderPromptRequest(Body):
+    model: LlmModel
+    attributes: Attributes = Field(
+        default_factory=dict,
+        description="name -> value (hairColor, bodyShape, ...); names 2-250 characters",
+    )
+
+
+class LlmBuilderChanges(Body):
+    """Update Prompt's newRequest: a builder request (its model may be left out here)."""
+
+    model: LlmModel | None = None
+    attributes: Attributes = Field(default_factory=dict)
+
+
+class CharacterPromptRequest(Body):
+    profileId: str = Field(min_length=1, max_length=64, description="a Create Prompt promptId")
+    theme: str = _text(1, 500)
+    outfit: str = _text(1, 500)
+    additionalDetails: str | None = Field(None, max_length=1000)
+
+
+class GeneratePromptRequest(Body):
+    model: Model
+    inputPrompt: str = _text(5, 1000)
+
+
+class UpdatePromptRequest(Body):
+    model: LlmModel
+    oldRequest: str = _text(1, 2000)
+    newRequest: LlmBuilderChanges
+
+
+class VideoPromptRequest(Body):
+    model: VideoModel
+    userInput: str = _text(5, 500)
+    mediaId: str = Field(min_length=1, max_length=64)
+    frameCount: int | None = Field(None, ge=0, le=10_000)

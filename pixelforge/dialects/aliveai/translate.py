@@ -51,6 +51,18 @@ def join(*parts: str | None) -> str:
     return ", ".join(p.strip() for p in parts if p and p.strip())[:MAX_PROMPT]
 
 
+def character_of(request: dict[str, Any]) -> str:
+    """A character as a Create Prompt request describes it (empty for other requests)."""
+    where, face = request.get("fromLocation"), request.get("faceDetails")
+    return join(
+        request.get("name"),
+        _GENDER.get(request.get("gender") or ""),
+        request.get("appearance"),
+        f"from {where}" if where else None,
+        f"face: {face}" if face else None,
+    )
+
+
 def model_for(services: Services, task: str, alias: str) -> str | None:
     """A model profile named `aliveai-...` serves that AliveAI model; else the task's default."""
     profile = services.models.catalog.get(alias)
