@@ -26,6 +26,8 @@ NSFW_DETECTION = "nsfw_detection"
 UPSCALE = "upscale"
 # Language models (llm.py): chat messages or a prompt -> text.
 CHAT = "chat"
+# Vision-language models (vlm.py): an image and an instruction -> text.
+VISION = "vision"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from pixelforge.models.download import (
 from pixelforge.models.llm import TRANSFORMERS_LLM, gguf_path, load_chat_model
 from pixelforge.models.llm_engines import ENGINE_KINDS, resident_engine
 from pixelforge.models.onnx_model import ONNX, load_onnx, onnx_device, onnx_spec
+from pixelforge.models.vlm import TRANSFORMERS_VLM, resident_vlm
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,11 @@ class ModelManager:
         if profile.kind == TRANSFORMERS_LLM:
             with self._resident_llm(profile) as model:
                 yield model
+            return
+        if profile.kind == TRANSFORMERS_VLM:
+            path, dtype = model_path(profile, self.models_dir), self.dtype_for(profile)
+            with resident_vlm(self.cache, profile, path, dtype=dtype, device=self.device) as vlm:
+                yield vlm
             return
         with ExitStack() as stack:
             overrides: dict[str, Any] = {}

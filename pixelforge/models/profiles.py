@@ -13,6 +13,7 @@ from pixelforge.models.base import (
     MATTING,
     POSE_TRANSFER,
     TEXT_TO_IMAGE,
+    VISION,
     ModelProfile,
 )
 from pixelforge.models.bundled import BUNDLED, BUNDLED_DEFAULTS, BUNDLED_KINDS, BUNDLED_TASKS
@@ -20,6 +21,7 @@ from pixelforge.models.llm import GGUF_FILE, GGUF_PACKAGE, TRANSFORMERS_LLM
 from pixelforge.models.llm_cpp import LLAMA_CPP
 from pixelforge.models.llm_upstream import OPENAI_UPSTREAM
 from pixelforge.models.onnx_model import KINDS, ONNX
+from pixelforge.models.vlm import TRANSFORMERS_VLM, VLM_PROFILES
 
 TASKS = (
     TEXT_TO_IMAGE,
@@ -33,8 +35,9 @@ TASKS = (
     COLORIZE,
     *BUNDLED_TASKS,
     CHAT,
+    VISION,
 )
-ALL_KINDS = (*KINDS, *BUNDLED_KINDS, TRANSFORMERS_LLM, LLAMA_CPP, OPENAI_UPSTREAM)
+ALL_KINDS = (*KINDS, *BUNDLED_KINDS, TRANSFORMERS_LLM, LLAMA_CPP, OPENAI_UPSTREAM, TRANSFORMERS_VLM)
 TINY_DESCRIPTION = "random weights, for tests and offline demos: outputs are noise"
 _IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 _REMBG = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
@@ -312,6 +315,8 @@ BUILTIN: tuple[ModelProfile, ...] = (
         dtype_gpu="bfloat16",
         extra={"context_length": 32768},
     ),
+    # Vision-language models (models/vlm.py).
+    *VLM_PROFILES,
 )
 
 DEFAULTS: dict[str, str] = {
@@ -323,4 +328,5 @@ DEFAULTS: dict[str, str] = {
     POSE_TRANSFER: "controlnet-openpose",
     **BUNDLED_DEFAULTS,
     CHAT: "smollm2-135m-instruct",
+    VISION: "smolvlm-256m-instruct",
 }

@@ -20,6 +20,7 @@ from pixelforge.models.base import (
 )
 from pixelforge.models.catalog import TINY_DESCRIPTION, Catalog
 from pixelforge.models.tiny_llm import TINY_LLAMA, write_tiny_llama
+from pixelforge.models.tiny_vlm import TINY_VLM, write_tiny_vlm
 
 SEED = 0
 _SPECIALS = ["<|startoftext|>", "<|endoftext|>"]
@@ -67,6 +68,7 @@ TINY_PROFILES: tuple[ModelProfile, ...] = (
         base_model="tiny-sd",
     ),
     TINY_LLAMA,
+    TINY_VLM,
 )
 
 
@@ -90,6 +92,7 @@ def create_tiny_models(models_dir: Path, *, register: bool = True) -> list[Model
             if profile.id in builders:
                 _write(builders[profile.id](), models_dir / profile.id)
     _write_with(write_tiny_llama, models_dir / TINY_LLAMA.id)
+    _write_with(write_tiny_vlm, models_dir / TINY_VLM.id)
     if register:
         catalog = Catalog(models_dir)
         for profile in TINY_PROFILES:

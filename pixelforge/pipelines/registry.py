@@ -53,6 +53,7 @@ def default_registry() -> PipelineRegistry:
     from pixelforge.pipelines.colorize import ColorizePipeline
     from pixelforge.pipelines.convert import ConvertPipeline
     from pixelforge.pipelines.correct_color import CorrectColorPipeline, RelightPipeline
+    from pixelforge.pipelines.describe_image import DescribeImagePipeline
     from pixelforge.pipelines.detect_nsfw import DetectNsfwPipeline
     from pixelforge.pipelines.edit import EditPipeline
     from pixelforge.pipelines.enhance import EnhancePipeline
@@ -108,5 +109,6 @@ def default_registry() -> PipelineRegistry:
             AgePipeline(),
             ExtractClothesPipeline(),
             ChatPipeline(),
+            DescribeImagePipeline(),
         ]
     )

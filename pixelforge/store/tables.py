@@ -198,6 +198,24 @@ class Media(Base):
     )
 
 
+class AliveaiVisionRow(Base):
+    """A character card AliveAI's Create Vision wrote from an image (Update Vision rewrites
+    it): the card as answered, the source image (an upload, gone after its retention) and the
+    last job that wrote it."""
+
+    __tablename__ = "aliveai_visions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    media_id: Mapped[str | None] = mapped_column(String(40))
+    card: Mapped[dict[str, Any]] = mapped_column(JSON)
+    job_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_aliveai_visions_account", "account_id", "created_at"),)
+
+
 class FilterRow(Base):
     """A curated filter (Eventstation's filter ids): a pipeline, a prompt template, params.
 

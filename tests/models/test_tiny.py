@@ -12,6 +12,7 @@ TINY_IDS = {
     "tiny-svd",
     "tiny-controlnet-openpose",
     "tiny-llama",
+    "tiny-vlm",
 }
 
 

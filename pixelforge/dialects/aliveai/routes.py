@@ -21,6 +21,7 @@ from pixelforge.dialects.aliveai import (
     routes_chat,
     routes_llm,
     routes_prompts,
+    routes_vision,
     store,
     ws,
 )
@@ -310,6 +311,7 @@ async def delete_custom_clothes(
 
 
 router.include_router(_api)
+router.include_router(routes_vision.router)
 router.include_router(routes_prompts.router)
 router.include_router(routes_llm.router)
 router.include_router(routes_characters.router)
