@@ -4,10 +4,8 @@ hold readable media; regenerate; other accounts; credits."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,25 +13,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from pixelforge.models.base import CHAT, IMAGE_TO_IMAGE, TEXT_TO_IMAGE
-from pixelforge.models.catalog import Catalog
 from pixelforge.store.tables import ChatMessageRow, Job
-from tests.chat.live_chat import character, error_code, ok
+from tests.chat.live_chat import character, error_code, image_models_dir, ok
 from tests.conftest import TinyModels, make_settings
 from tests.live import LiveServer, png_bytes
 
 COST = 2  # the prompt job (160 tokens: 1 credit) + one image (1 credit)
-
-
-def image_models_dir(tiny: TinyModels, root: Path) -> Path:
-    """The tiny models, tiny-llama the default chat model and tiny-sd the image one."""
-    catalog = Catalog(root)
-    for profile in tiny.profiles:
-        catalog.add_profile(dataclasses.replace(profile, source=str(tiny.dir / profile.id)))
-    catalog.set_default(CHAT, "tiny-llama")
-    catalog.set_default(TEXT_TO_IMAGE, "tiny-sd")
-    catalog.set_default(IMAGE_TO_IMAGE, "tiny-sd")
-    return root
 
 
 @pytest.fixture(scope="module")
