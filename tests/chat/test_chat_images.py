@@ -130,3 +130,17 @@ def test_an_image_model_that_cannot_draw_is_refused_before_any_job(srv: LiveServ
     assert _available(srv, account) == 10
     with srv.services.db.read() as s:
         assert s.scalar(select(func.count()).where(Job.account_id == account)) == 0
+
+
+def test_a_failed_image_job_stores_nothing_and_charges_only_the_prompt(srv: LiveServer) -> None:
+    account, key = srv.account(credits=10)
+    with srv.client(key) as c:
+        avatar = srv.upload(c, png_bytes(np.full((64, 64, 3), 33, dtype=np.uint8)))
+        ch = character(c, avatar=avatar["id"])
+        chat = ok(c.post("/v1/chats", json={"character_id": ch["id"]}), 201)
+        row = srv.services.media.get(account_id=account, media_id=avatar["id"])
+        srv.services.media.store.path(row.storage_key).write_bytes(b"no longer an image")
+        r = c.post(f"/v1/chats/{chat['id']}/images")
+        assert error_code(r, 415) == "unsupported_media_type"  # the image job's own error
+        assert len(ok(c.get(f"/v1/chats/{chat['id']}"))["messages"]) == 1
+    assert _available(srv, account) == 10 - 1  # the prompt was written, the image was not
