@@ -12,6 +12,7 @@ from pixelforge.api.routes import (
     catalog,
     character_cards,
     characters,
+    chat_images,
     chats,
     events,
     jobs,
@@ -49,6 +50,7 @@ def include_routes(app: FastAPI) -> None:
         character_cards,
         personas,
         chats,
+        chat_images,
         prompts,
         events,
     ):

@@ -34,6 +34,11 @@ class Message:
         return self.chosen.text if self.candidates else ""
 
     @property
+    def is_image(self) -> bool:
+        """An in-chat image message (`chat/images.py`): its candidates hold media."""
+        return any(c.media_id is not None for c in self.candidates)
+
+    @property
     def generating(self) -> bool:
         return any(c.status == GENERATING for c in self.candidates)
 
@@ -59,6 +64,8 @@ def candidate_dict(c: ChatCandidateRow) -> dict[str, Any]:
         "job_id": c.job_id,
         "prompt_tokens": c.prompt_tokens,
         "completion_tokens": c.completion_tokens,
+        "media_id": c.media_id,
+        "kind": "image" if c.media_id is not None else "text",
     }
 
 

@@ -176,4 +176,9 @@ class ReplyService(ChatService):
 
     @staticmethod
     def _history(messages: list[Message]) -> list[dict[str, str]]:
-        return [{"role": m.row.role, "content": m.text} for m in messages if m.text]
+        """The turns the model sees; in-chat images are left out (chat/images.py)."""
+        return [
+            {"role": m.row.role, "content": m.text}
+            for m in messages
+            if m.text and not m.is_image
+        ]

@@ -271,6 +271,8 @@ class ChatService:
         msg = self._find(messages, message_id)
         if msg is not messages[-1] or msg.row.role != "assistant":
             raise _conflict(f"only the chat's last message, an assistant reply, can {what}")
+        if msg.is_image:
+            raise _conflict(f"message {message_id!r} is an image: use images/regenerate")
         return msg
 
     @staticmethod

@@ -332,7 +332,8 @@ class ChatCandidateRow(Base):
     """One alternative text of a message (a swipe). status: complete | generating |
     incomplete | failed. A generating candidate is settled from its job's row
     (`choice` is its index among the job's choices; `base_len` the length of the text a
-    continuation started from)."""
+    continuation started from). `media_id`: the image of an in-chat image message's
+    candidate (its text is then the image prompt); None for text."""
 
     __tablename__ = "chat_candidates"
 
@@ -349,6 +350,7 @@ class ChatCandidateRow(Base):
     base_len: Mapped[int] = mapped_column(Integer, default=0)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    media_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_chat_candidates_job", "job_id"),)

@@ -3,15 +3,19 @@ chat model there), a server on it, and small request helpers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from pixelforge.models.base import CHAT
+from pixelforge.models.base import CHAT, IMAGE_TO_IMAGE, TEXT_TO_IMAGE
 from pixelforge.models.catalog import Catalog
 from pixelforge.models.tiny_llm import TINY_LLAMA, write_tiny_llama
+
+if TYPE_CHECKING:
+    from tests.conftest import TinyModels
 
 CARD: dict[str, Any] = {
     "name": "Seraphina",
@@ -49,6 +53,17 @@ def llm_models_dir(root: Path) -> Path:
     catalog = Catalog(root)
     catalog.add_profile(TINY_LLAMA)
     catalog.set_default(CHAT, TINY_LLAMA.id)
+    return root
+
+
+def image_models_dir(tiny: TinyModels, root: Path) -> Path:
+    """The tiny models, tiny-llama the default chat model and tiny-sd the image one."""
+    catalog = Catalog(root)
+    for profile in tiny.profiles:
+        catalog.add_profile(dataclasses.replace(profile, source=str(tiny.dir / profile.id)))
+    catalog.set_default(CHAT, "tiny-llama")
+    catalog.set_default(TEXT_TO_IMAGE, "tiny-sd")
+    catalog.set_default(IMAGE_TO_IMAGE, "tiny-sd")
     return root
 
 

@@ -96,6 +96,8 @@ class CandidateOut(BaseModel):
     job_id: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
+    media_id: str | None = Field(None, description="an image candidate's media (kind image)")
+    kind: Literal["text", "image"] = "text"
 
 
 class MessageOut(BaseModel):

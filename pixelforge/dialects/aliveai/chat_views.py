@@ -8,6 +8,7 @@ candidates are numbered within their message). See docs/dialects/aliveai.md, "Ch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -21,6 +22,7 @@ from pixelforge.store.tables import CharacterRow, ChatRow, PersonaRow
 
 EXTENSION = "aliveai"  # the card's extensions key for what only this dialect reads
 MESSAGE_TYPES = {"user": "USER", "assistant": "CHARACTER"}
+MediaOf = Callable[[str], dict[str, Any] | None]
 
 
 # -- requests -> native ------------------------------------------------------------------------
@@ -99,34 +101,55 @@ def persona(row: PersonaRow | None) -> dict[str, Any]:
     }
 
 
-def message(m: dict[str, Any]) -> dict[str, Any]:
-    """A message (native `Message.to_dict()`): every candidate, the selected one marked."""
+def media_of(
+    services: Services, conn: HTTPConnection, account_id: str
+) -> Callable[[str], dict[str, Any] | None]:
+    """The view of an in-chat image's media (None once it is gone)."""
+
+    def view(media_id: str) -> dict[str, Any] | None:
+        try:
+            row = services.media.get(account_id=account_id, media_id=media_id)
+        except PixelForgeError:
+            return None
+        return media_view(services, conn, row)
+
+    return view
+
+
+def _candidate(mid: str, selected: int, c: dict[str, Any], media: MediaOf | None) -> dict[str, Any]:
+    out = {
+        "candidateId": candidate_id(mid, c["index"]),
+        "message": c["text"],
+        "selected": c["index"] == selected,
+        "status": c["status"].upper(),
+        "finishReason": c["finish_reason"],
+    }
+    if c.get("media_id"):  # an in-chat image: its text is the image prompt
+        out["mediaId"] = c["media_id"]
+        out["media"] = media(c["media_id"]) if media is not None else None
+    return out
+
+
+def message(m: dict[str, Any], media: MediaOf | None = None) -> dict[str, Any]:
+    """A message (native `Message.to_dict()`): every candidate, the selected one marked; an
+    image message's candidates carry `mediaId` and `media` (resolved by `media`)."""
     mid, selected = m["id"], m["selected"]
     return {
         "messageId": mid,
         "messageType": MESSAGE_TYPES[m["role"]],
         "selectedCandidateId": candidate_id(mid, selected),
-        "candidates": [
-            {
-                "candidateId": candidate_id(mid, c["index"]),
-                "message": c["text"],
-                "selected": c["index"] == selected,
-                "status": c["status"].upper(),
-                "finishReason": c["finish_reason"],
-            }
-            for c in m["candidates"]
-        ],
+        "candidates": [_candidate(mid, selected, c, media) for c in m["candidates"]],
         "created": iso(m["created_at"]),
     }
 
 
-def chat(view: ChatView) -> dict[str, Any]:
+def chat(view: ChatView, media: MediaOf | None = None) -> dict[str, Any]:
     """Get Chat (and Create Chat's answer): the chat with all its messages."""
     return {
         "chatId": view.row.id,
         "chatCharacterId": view.row.character_id,
         "personaId": view.row.persona_id,
-        "messages": [message(m.to_dict()) for m in view.messages],
+        "messages": [message(m.to_dict(), media) for m in view.messages],
         "created": iso(view.row.created_at),
         "updated": iso(view.row.updated_at),
     }

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from pixelforge.chat.images import ChatImages
 from pixelforge.chat.messages import Message
+from pixelforge.chat.prompt_jobs import client_left
 from pixelforge.chat.replies import Generation, ReplyService
 from pixelforge.chat.streaming import ReplyStream
 from pixelforge.dialects.aliveai import chat_views as views
@@ -86,8 +88,11 @@ def create_chat(
     summary="Get Chat (every message with all its candidates, the selected one marked)",
     responses=ex.responses(exc.CHAT, exc.CHAT_NOT_FOUND),
 )
-def get_chat(chatId: Id, account: CurrentAccount, services: ServicesDep) -> dict[str, Any]:
-    return views.chat(ReplyService(services).get(account.id, chatId))
+def get_chat(
+    chatId: Id, request: Request, account: CurrentAccount, services: ServicesDep
+) -> dict[str, Any]:
+    view = ReplyService(services).get(account.id, chatId)
+    return views.chat(view, views.media_of(services, request, account.id))
 
 
 @router.delete(
@@ -270,3 +275,60 @@ def update_candidate_message(
     index = views.candidate_index(messageId, candidateId)
     edited = ReplyService(services).edit(account.id, chatId, messageId, index, body.message)
     return views.message(edited.to_dict())
+
+
+# -- in-chat images (chat/images.py) ---------------------------------------------------------
+ServerId = Annotated[
+    str | None, Query(max_length=64, description="Accepted and ignored (one server here).")
+]
+
+
+@router.post(
+    "/{chatId}/image",
+    summary="Create Chat Image (the character in the chat's current scene, appended as an "
+    "image message)",
+    responses=ex.responses(exc.MESSAGE, exc.CHAT_NOT_FOUND),
+)
+@answers(402, 409, 504)
+async def create_chat_image(
+    chatId: Id,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    serverId: ServerId = None,
+) -> dict[str, Any]:
+    msg = await ChatImages(services).create_image(
+        account,
+        chatId,
+        hint=None,
+        model=None,
+        wait_s=options_of(services).max_blocking_s,
+        disconnected=client_left(request),
+    )
+    return views.message(msg.to_dict(), views.media_of(services, request, account.id))
+
+
+@router.post(
+    "/{chatId}/messages/{messageId}/regenerate-image",
+    summary="Regenerate Image (a new candidate of an image message)",
+    responses=ex.responses(exc.MESSAGE, exc.CHAT_NOT_FOUND),
+)
+@answers(402, 409, 504)
+async def regenerate_image(
+    chatId: Id,
+    messageId: Id,
+    request: Request,
+    account: CurrentAccount,
+    services: ServicesDep,
+    serverId: ServerId = None,
+) -> dict[str, Any]:
+    msg = await ChatImages(services).regenerate_image(
+        account,
+        chatId,
+        messageId,
+        hint=None,
+        model=None,
+        wait_s=options_of(services).max_blocking_s,
+        disconnected=client_left(request),
+    )
+    return views.message(msg.to_dict(), views.media_of(services, request, account.id))
