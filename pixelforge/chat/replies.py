@@ -178,7 +178,5 @@ class ReplyService(ChatService):
     def _history(messages: list[Message]) -> list[dict[str, str]]:
         """The turns the model sees; in-chat images are left out (chat/images.py)."""
         return [
-            {"role": m.row.role, "content": m.text}
-            for m in messages
-            if m.text and not m.is_image
+            {"role": m.row.role, "content": m.text} for m in messages if m.text and not m.is_image
         ]

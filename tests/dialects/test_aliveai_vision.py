@@ -127,7 +127,7 @@ def is_error(body: dict[str, Any], status: int, code: str) -> bool:
 def test_create_vision_writes_a_card_from_the_image_and_stores_it(srv: LiveServer) -> None:
     user, other = User(srv), User(srv)
     card = user.post(
-        "/chat/characters/vision",
+        "/chat-characters/vision",
         {"imageUrl": user.image_url(photo()), "characterName": "Mira"},
     )
     assert set(card) == CARD_KEYS and card["name"] == "Mira"
@@ -141,22 +141,22 @@ def test_create_vision_writes_a_card_from_the_image_and_stores_it(srv: LiveServe
     assert card["description"] == job.result["text"].strip()
     assert user.credits() == 19
 
-    stored = user.http.get(f"/chat/characters/vision/{card['visionId']}")
+    stored = user.http.get(f"/chat-characters/vision/{card['visionId']}")
     assert stored.status_code == 200 and stored.json() == card
-    theirs = other.http.get(f"/chat/characters/vision/{card['visionId']}")
+    theirs = other.http.get(f"/chat-characters/vision/{card['visionId']}")
     assert theirs.status_code == 404 and is_error(theirs.json(), 404, "not_found")
 
 
 def test_update_vision_refines_the_stored_card_with_its_image(srv: LiveServer) -> None:
     user, other = User(srv), User(srv)
     card = user.post(
-        "/chat/characters/vision",
+        "/chat-characters/vision",
         {"imageUrl": user.image_url(photo()), "characterName": "Mira"},
     )
     first = vision_job(srv, card["visionId"])
     # The seed: pass the response back unchanged, with a free-form instruction.
     body = {"chatCharacterFromImageResponse": card, "updatePrompt": "make her more shy"}
-    updated = user.post("/chat/characters/vision/update", body)
+    updated = user.post("/chat-characters/vision/update", body)
     assert set(updated) == CARD_KEYS and updated["visionId"] == card["visionId"]
     job = vision_job(srv, card["visionId"])
     assert job.id != first.id and job.params["image"] == first.params["image"]
@@ -166,11 +166,11 @@ def test_update_vision_refines_the_stored_card_with_its_image(srv: LiveServer) -
     )
     # No JSON came back: the fields the model gave none for are kept, its text describes.
     assert updated["name"] == "Mira" and updated["description"] == job.result["text"].strip()
-    assert user.http.get(f"/chat/characters/vision/{card['visionId']}").json() == updated
+    assert user.http.get(f"/chat-characters/vision/{card['visionId']}").json() == updated
     assert user.credits() == 18
 
     # Another account's vision id: 404, nothing run, nothing charged.
-    r = other.http.post("/chat/characters/vision/update", json=body)
+    r = other.http.post("/chat-characters/vision/update", json=body)
     assert r.status_code == 404 and is_error(r.json(), 404, "not_found")
     assert other.credits() == 20
 
@@ -179,7 +179,7 @@ def test_the_seeds_samples_replayed(srv: LiveServer) -> None:
     """The seed's request samples as they are, only the base URL changed."""
     user = User(srv)
     bad_url = user.post(
-        "/chat/characters/vision", {"imageUrl": "string", "characterName": "string"}, 400
+        "/chat-characters/vision", {"imageUrl": "string", "characterName": "string"}, 400
     )
     assert set(bad_url) == ERROR_KEYS and bad_url["status"] == 400
     no_media = user.post("/llm/generate-vision-prompt", {"mediaId": "string"}, 404)
@@ -190,7 +190,7 @@ def test_the_seeds_samples_replayed(srv: LiveServer) -> None:
     # Update Vision's sample (the card as the seed renders it: an empty object): a card of a
     # vision not stored here is refined from its text alone, and stored as a new one.
     card = user.post(
-        "/chat/characters/vision/update",
+        "/chat-characters/vision/update",
         {"chatCharacterFromImageResponse": {}, "updatePrompt": "string"},
     )
     assert set(card) == CARD_KEYS and card["visionId"].startswith("vis_")
@@ -245,7 +245,7 @@ def test_vision_requests_are_rate_limited_per_user(srv: LiveServer) -> None:
     assert r.status_code == 429 and is_error(r.json(), 429, "rate_limited")
     assert int(r.headers["retry-after"]) >= 1 and "per user" in r.json()["message"]
     limited = user.http.post(
-        "/chat/characters/vision", json={"imageUrl": "string", "characterName": "x"}
+        "/chat-characters/vision", json={"imageUrl": "string", "characterName": "x"}
     )
     assert limited.status_code == 429
     # Another user is not limited by this one.
@@ -255,10 +255,10 @@ def test_vision_requests_are_rate_limited_per_user(srv: LiveServer) -> None:
 def test_bad_bodies_answer_400_in_the_seed_shape(srv: LiveServer) -> None:
     user = User(srv)
     for path, body in (
-        ("/chat/characters/vision", {"imageUrl": "http://127.0.0.1:1/x.png"}),
-        ("/chat/characters/vision", {"imageUrl": "", "characterName": "x"}),
-        ("/chat/characters/vision/update", {"chatCharacterFromImageResponse": {}}),
-        ("/chat/characters/vision/update", {"updatePrompt": "x"}),
+        ("/chat-characters/vision", {"imageUrl": "http://127.0.0.1:1/x.png"}),
+        ("/chat-characters/vision", {"imageUrl": "", "characterName": "x"}),
+        ("/chat-characters/vision/update", {"chatCharacterFromImageResponse": {}}),
+        ("/chat-characters/vision/update", {"updatePrompt": "x"}),
         ("/llm/generate-vision-prompt", {}),
     ):
         out = user.post(path, body, 400)
@@ -274,9 +274,9 @@ def test_without_a_vision_model_the_endpoints_answer_model_unavailable(
     with LiveServer(make_settings(tmp_path / "data", models_path=empty)) as server:
         user = User(server)
         for path, body in (
-            ("/chat/characters/vision", {"imageUrl": "string", "characterName": "x"}),
+            ("/chat-characters/vision", {"imageUrl": "string", "characterName": "x"}),
             (
-                "/chat/characters/vision/update",
+                "/chat-characters/vision/update",
                 {"chatCharacterFromImageResponse": {}, "updatePrompt": "x"},
             ),
             ("/llm/generate-vision-prompt", {"mediaId": user.media(photo())}),

@@ -179,7 +179,7 @@ def _card(view: dict[str, Any], vision_id: str) -> dict[str, Any]:
 
 
 @router.post(
-    "/chat/characters/vision",
+    "/chat-characters/vision",
     summary="Create Vision (a character card from an image URL)",
     responses=ex.responses(CARD, ex.INVALID, *_ERRORS),
 )
@@ -207,7 +207,7 @@ async def create_vision(body: CreateVisionRequest, call: Call) -> dict[str, Any]
 
 
 @router.post(
-    "/chat/characters/vision/update",
+    "/chat-characters/vision/update",
     summary="Update Vision (refine a card from Create Vision)",
     responses=ex.responses(
         CARD, ex.error(404, "not_found", f"vision {VISION_ID!r} not found"), *_ERRORS
@@ -244,7 +244,7 @@ async def update_vision(body: UpdateVisionRequest, call: Call) -> dict[str, Any]
 
 
 @router.get(
-    "/chat/characters/vision/{visionId}",
+    "/chat-characters/vision/{visionId}",
     summary="Get Vision (a stored card; not in the seed)",
     responses=ex.responses(CARD, ex.error(404, "not_found", f"vision {VISION_ID!r} not found")),
 )
