@@ -67,8 +67,9 @@ def write_tiny_llama(target: Path) -> None:
     tokenizer.save_pretrained(target)
 
 
-def _tokenizer(tf: Any) -> Any:
-    """A byte-level BPE trained here on a few sentences (no download)."""
+def train_byte_bpe(corpus: str, specials: list[str], *, vocab_size: int = 400) -> Any:
+    """A byte-level BPE `tokenizers.Tokenizer` trained here on `corpus` (no download);
+    deterministic: the same corpus gives the same vocabulary."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from tokenizers.trainers import BpeTrainer
 
@@ -76,13 +77,19 @@ def _tokenizer(tf: Any) -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = BpeTrainer(
-        vocab_size=400,
-        special_tokens=_SPECIALS,
+        vocab_size=vocab_size,
+        special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    words = _CORPUS.split()
+    words = corpus.split()
     tok.train_from_iterator([" ".join(words[i:] + words[:i]) for i in range(len(words))], trainer)
+    return tok
+
+
+def _tokenizer(tf: Any) -> Any:
+    """The tiny model's tokenizer, with its ChatML template."""
+    tok = train_byte_bpe(_CORPUS, _SPECIALS)
     return tf.PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",

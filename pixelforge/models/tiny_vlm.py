@@ -8,6 +8,7 @@ from typing import Any
 
 from pixelforge.models.base import VISION, ModelProfile
 from pixelforge.models.profiles import TINY_DESCRIPTION
+from pixelforge.models.tiny_llm import train_byte_bpe
 from pixelforge.models.vlm import TRANSFORMERS_VLM
 
 SEED = 0
@@ -111,21 +112,8 @@ def write_tiny_vlm(target: Path) -> None:
 
 
 def _tokenizer(tf: Any) -> Any:
-    """A byte-level BPE trained here on a few sentences (no download)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from tokenizers.trainers import BpeTrainer
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = BpeTrainer(
-        vocab_size=400,
-        special_tokens=_SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    words = _CORPUS.split()
-    tok.train_from_iterator([" ".join(words[i:] + words[:i]) for i in range(len(words))], trainer)
+    """The tiny model's tokenizer: a byte-level BPE trained here (no download)."""
+    tok = train_byte_bpe(_CORPUS, _SPECIALS)
     return tf.PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<|im_start|>",
