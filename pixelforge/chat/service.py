@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from pixelforge.chat import messages as msgs
 from pixelforge.chat.context import apply_macros
 from pixelforge.chat.messages import COMPLETE, GENERATING, Message
-from pixelforge.chat.store import CharacterService, PersonaService, page
+from pixelforge.chat.store import CharacterService, PersonaService, check_text, page
 from pixelforge.clock import now
 from pixelforge.errors import ErrorCode, PixelForgeError, not_found
 from pixelforge.ids import new_id
@@ -46,6 +46,7 @@ class ChatView:
 
 
 def check_content(text: str, field: str = "content") -> str:
+    check_text(text, field)
     if not text.strip():
         raise PixelForgeError(ErrorCode.invalid_parameter, f"{field}: must not be empty")
     if len(text) > MAX_CONTENT:
@@ -104,6 +105,8 @@ class ChatService:
         """A chat opened by the character's greeting (first_mes, alternate greetings as
         further candidates), or by `first_message` in their place when given. No persona: the
         account's default, else the built-in User."""
+        if first_message is not None:
+            check_text(first_message, "first_message")
         character = self._character(account_id, character_id)
         persona = (
             self.personas.get(account_id, persona_id)

@@ -57,9 +57,36 @@ def page(
     return rows, (encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
+def check_text(text: str, field: str) -> str:
+    """Refuse NUL characters: PostgreSQL text cannot hold them, and no chat text needs one."""
+    if "\x00" in text:
+        raise PixelForgeError(
+            ErrorCode.invalid_parameter, f"{field}: must not contain NUL characters (\\u0000)"
+        )
+    return text
+
+
+def _nul_field(value: object, path: str) -> str | None:
+    """The path of the first string (key or value) inside `value` holding a NUL, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in str(k):
+                return path
+            if (found := _nul_field(v, f"{path}.{k}")) is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            if (found := _nul_field(v, f"{path}[{i}]")) is not None:
+                return found
+    return None
+
+
 def check_name(name: object, field: str = "name") -> str:
     if not isinstance(name, str) or not name.strip():
         raise PixelForgeError(ErrorCode.invalid_parameter, f"{field}: must be a non-empty string")
+    check_text(name, field)
     if len(name) > MAX_NAME:
         raise PixelForgeError(
             ErrorCode.invalid_parameter, f"{field}: at most {MAX_NAME} characters"
@@ -87,6 +114,8 @@ def check_card_data(data: object) -> dict[str, Any]:
             ErrorCode.invalid_parameter,
             f"data: {human_size(size)} as JSON, over the {human_size(MAX_CARD_BYTES)} limit",
         )
+    if (field := _nul_field(data, "data")) is not None:
+        check_text("\x00", field)
     return data
 
 
@@ -200,6 +229,7 @@ class PersonaService:
     ) -> PersonaRow:
         """A new persona; the account's first is its default whatever `is_default` says."""
         check_name(name)
+        check_text(description, "description")
         t = now()
         for attempt in range(2):
             try:
@@ -250,7 +280,7 @@ class PersonaService:
             if "name" in changes:
                 row.name = check_name(changes["name"])
             if "description" in changes:
-                row.description = changes["description"] or ""
+                row.description = check_text(changes["description"] or "", "description")
             if "avatar" in changes:
                 row.avatar_media_id = claim_avatar(s, account_id, changes["avatar"])
             if changes.get("is_default") is False and row.is_default:

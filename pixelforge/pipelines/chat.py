@@ -115,11 +115,14 @@ class ChatPipeline:
             run = _Decoding(params.n)
             try:
                 for delta in engine.stream(prompt, n=params.n, **_sampling(params, ctx.seed)):
-                    run.add(delta.index, delta.text, delta.finish_reason, delta.tokens)
+                    # A NUL (a byte-fallback token can make one) is no text anyone wants,
+                    # and PostgreSQL text cannot store it.
+                    text = delta.text.replace("\x00", "")
+                    run.add(delta.index, text, delta.finish_reason, delta.tokens)
                     if delta.tool_calls:
                         run.tool_calls[delta.index].extend(delta.tool_calls)
-                    if delta.text or delta.finish_reason:
-                        ctx.emit_text(delta.index, delta.text, delta.finish_reason)
+                    if text or delta.finish_reason:
+                        ctx.emit_text(delta.index, text, delta.finish_reason)
             except JobCanceled:
                 result = run.result(model_id, prompt_tokens, trimmed, started, loaded)
                 raise JobCanceled(partial=result) from None

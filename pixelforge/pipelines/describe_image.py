@@ -99,9 +99,10 @@ class DescribeImagePipeline:
             try:
                 with closing(vlm.stream(messages, images=images, **sampling)) as deltas:
                     for delta in deltas:
-                        run.add(delta.text, delta.finish_reason, delta.tokens)
-                        if delta.text or delta.finish_reason:
-                            ctx.emit_text(0, delta.text, delta.finish_reason)
+                        text = delta.text.replace("\x00", "")  # as the chat pipeline does
+                        run.add(text, delta.finish_reason, delta.tokens)
+                        if text or delta.finish_reason:
+                            ctx.emit_text(0, text, delta.finish_reason)
             except JobCanceled:
                 raise JobCanceled(partial=run.result()) from None
         # 4. The text, usage and timings are the job's result

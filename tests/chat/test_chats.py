@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.chat.live_chat import character, error_code, llm_models_dir, ndjson, ok, sse
+from tests.chat.live_chat import CARD, character, error_code, llm_models_dir, ndjson, ok, sse
 from tests.conftest import make_settings
 from tests.live import LiveServer
 
@@ -327,6 +327,14 @@ def _round_trip(settings_for: Any) -> None:
         assert ok(c.get(f"/v1/chats/{chat['id']}")) == before
         assert [x["id"] for x in ok(c.get("/v1/chats"))["data"]] == [chat["id"]]
         ok(c.post(f"/v1/chats/{chat['id']}/messages", json={"content": "more", **SHORT}))
+        # NUL characters (which PostgreSQL text cannot hold) are refused, never a 500.
+        url = f"/v1/chats/{chat['id']}/messages"
+        assert error_code(c.post(url, json={"content": "a\u0000b"}), 400) == "invalid_parameter"
+        r = c.post("/v1/characters", json={**CARD, "scenario": "x\u0000"})
+        assert "data.scenario" in r.json()["error"]["message"], r.text
+        r = c.post("/v1/personas", json={"name": "P", "description": "\u0000"})
+        assert error_code(r, 400) == "invalid_parameter"
+        assert len(ok(c.get(url.rsplit("/", 1)[0]))["messages"]) == len(before["messages"]) + 2
 
 
 def test_a_chat_survives_a_restart(models: Path, tmp_path: Path) -> None:
