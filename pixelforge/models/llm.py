@@ -294,14 +294,15 @@ class ChatModel:
     def _decode(self, ids: list[int], n: int, opts: Sampling, counts: list[int]) -> Iterator[Delta]:
         import torch
 
+        from pixelforge.models.llm_sampling import pick, processors, random_seed
         from pixelforge.models.llm_text import CandidateText
 
         if n < 1 or opts.max_tokens < 1:
             raise PixelForgeError(ErrorCode.invalid_parameter, "n and max_tokens must be >= 1")
         device = self.model.device
         generator = torch.Generator(device="cpu")
-        generator.manual_seed(opts.seed if opts.seed is not None else _random_seed())
-        processors = _processors(opts, len(ids))
+        generator.manual_seed(opts.seed if opts.seed is not None else random_seed())
+        procs = processors(opts, len(ids))
         if opts.response_format is not None:
             from pixelforge.models.llm_constrain import json_constraint
 
@@ -309,7 +310,7 @@ class ChatModel:
                 self, opts.response_format, eos_ids=self._eos, n=n, prompt_len=len(ids)
             )
             if constraint is not None:  # masks first, so top_p/top_k see only legal tokens
-                processors.insert(0, constraint)
+                procs.insert(0, constraint)
         texts = [CandidateText(self.tokenizer, opts.stop) for _ in range(n)]
         done = [False] * n
         pending = [0] * n  # tokens decoded since candidate i's last delta
@@ -319,8 +320,8 @@ class ChatModel:
             for step in range(opts.max_tokens):
                 out = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
                 past = out.past_key_values
-                logits = processors(seqs, out.logits[:, -1, :].float())
-                nxt = _pick(logits, opts.temperature, generator).to(device)
+                logits = procs(seqs, out.logits[:, -1, :].float())
+                nxt = pick(logits, opts.temperature, generator).to(device)
                 seqs = torch.cat([seqs, nxt[:, None]], dim=1)
                 step_input = nxt[:, None]
                 last = step == opts.max_tokens - 1
@@ -353,12 +354,6 @@ def _stops(sampling: dict[str, Any]) -> dict[str, Any]:
     return {**sampling, "stop": tuple(s for s in stop or () if s)}
 
 
-def _random_seed() -> int:
-    import secrets
-
-    return secrets.randbits(63)
-
-
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     """Every id that ends a turn: the generation config's (often a list) and the tokenizer's."""
     ids: set[int] = set()
@@ -369,52 +364,3 @@ def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
         elif isinstance(value, list):
             ids.update(v for v in value if isinstance(v, int))
     return frozenset(ids)
-
-
-class _CountPenalty:
-    """OpenAI's frequency and presence penalties: lower each token's logit by
-    `frequency * times it was generated + presence * (it was generated at all)`, counting the
-    completion only (not the prompt)."""
-
-    def __init__(self, frequency: float, presence: float, prompt_len: int) -> None:
-        self.frequency = frequency
-        self.presence = presence
-        self.prompt_len = prompt_len
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        generated = input_ids[:, self.prompt_len :]
-        if generated.shape[1] == 0:
-            return scores
-        counts = torch.zeros_like(scores)
-        counts.scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
-        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
-
-
-def _processors(opts: Sampling, prompt_len: int) -> Any:
-    tf = importlib.import_module("transformers")
-    procs = tf.LogitsProcessorList()
-    if opts.repetition_penalty != 1.0:
-        procs.append(tf.RepetitionPenaltyLogitsProcessor(opts.repetition_penalty))
-    if opts.frequency_penalty or opts.presence_penalty:
-        procs.append(_CountPenalty(opts.frequency_penalty, opts.presence_penalty, prompt_len))
-    if opts.temperature > 0:
-        if opts.temperature != 1.0:
-            procs.append(tf.TemperatureLogitsWarper(opts.temperature))
-        if opts.top_k > 0:
-            procs.append(tf.TopKLogitsWarper(opts.top_k))
-        if opts.top_p < 1.0:
-            procs.append(tf.TopPLogitsWarper(opts.top_p))
-    return procs
-
-
-def _pick(logits: Any, temperature: float, generator: Any) -> Any:
-    """Next token per row: argmax when greedy, else a draw from the (warped) distribution,
-    on the CPU so a seed gives the same tokens on every device."""
-    import torch
-
-    if temperature <= 0:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits, dim=-1).cpu()
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)

@@ -307,22 +307,22 @@ class _SeededChoice:
     def __init__(self, opts: Sampling, prompt_len: int) -> None:
         import torch
 
-        from pixelforge.models.llm import _processors, _random_seed
+        from pixelforge.models.llm_sampling import processors, random_seed
 
         self.opts = opts
-        self.processors = _processors(opts, prompt_len)
+        self.processors = processors(opts, prompt_len)
         self.generator = torch.Generator(device="cpu")
-        self.generator.manual_seed(opts.seed if opts.seed is not None else _random_seed())
+        self.generator.manual_seed(opts.seed if opts.seed is not None else random_seed())
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        from pixelforge.models.llm import _pick
+        from pixelforge.models.llm_sampling import pick
 
         warped = self.processors(input_ids, scores.float())
-        pick = _pick(warped, self.opts.temperature, self.generator).to(scores.device)
+        choice = pick(warped, self.opts.temperature, self.generator).to(scores.device)
         only = torch.full_like(scores, float("-inf"))
-        return only.scatter(1, pick[:, None], 0.0)
+        return only.scatter(1, choice[:, None], 0.0)
 
 
 class _Halted:
