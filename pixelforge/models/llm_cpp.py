@@ -26,6 +26,7 @@ from pixelforge.models.llm import (
     require_supported,
 )
 from pixelforge.models.llm_options import sampling_from
+from pixelforge.models.llm_sampling import random_seed
 from pixelforge.models.llm_text import CandidateText
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ class CppChat:
                 f"{self.context_length} tokens in all (prompt and reply)",
             )
         grammar = _grammar(opts.response_format)
-        seed = opts.seed if opts.seed is not None else _random_seed()
+        seed = opts.seed if opts.seed is not None else random_seed()
         with self._lock:
             for i in range(n):
                 yield from self._candidate(ids, i, opts, grammar, (seed + i) % 2**32, counts)
@@ -320,9 +321,3 @@ def _grammar(response_format: dict[str, Any] | None) -> Any:
         ErrorCode.invalid_parameter,
         f"response_format type must be text, json_object or json_schema, not {kind!r}",
     )
-
-
-def _random_seed() -> int:
-    import secrets
-
-    return secrets.randbits(32)

@@ -14,6 +14,7 @@ from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import CHAT
 from pixelforge.models.llm import ChatEngine
 from pixelforge.pipelines.contract import JobCanceled, RunContext
+from pixelforge.pipelines.generation import Decoding
 from pixelforge.pipelines.limits import InputLimit
 
 MAX_CONTENT = 200_000  # characters in one message
@@ -112,81 +113,22 @@ class ChatPipeline:
             # 2. Fit the prompt into the context window
             prompt, trimmed, prompt_tokens = _fit(engine, params)
             # 3. Decode, each piece onto the bus as it comes
-            run = _Decoding(params.n)
+            run = Decoding(
+                params.n,
+                model_id=model_id,
+                prompt_tokens=prompt_tokens,
+                started=started,
+                loaded=loaded,
+            )
             try:
                 for delta in engine.stream(prompt, n=params.n, **_sampling(params, ctx.seed)):
-                    # A NUL (a byte-fallback token can make one) is no text anyone wants,
-                    # and PostgreSQL text cannot store it.
-                    text = delta.text.replace("\x00", "")
-                    run.add(delta.index, text, delta.finish_reason, delta.tokens)
-                    if delta.tool_calls:
-                        run.tool_calls[delta.index].extend(delta.tool_calls)
+                    text = run.add(delta)
                     if text or delta.finish_reason:
                         ctx.emit_text(delta.index, text, delta.finish_reason)
             except JobCanceled:
-                result = run.result(model_id, prompt_tokens, trimmed, started, loaded)
-                raise JobCanceled(partial=result) from None
+                raise JobCanceled(partial=run.result(trimmed_messages=trimmed)) from None
         # 4. The texts, usage and timings are the job's result
-        return run.result(model_id, prompt_tokens, trimmed, started, loaded)
-
-
-class _Decoding:
-    """The candidates' text and timings as they are decoded."""
-
-    def __init__(self, n: int) -> None:
-        self.texts = [""] * n
-        self.finish: list[str | None] = [None] * n
-        self.tokens = [0] * n
-        self.tool_calls: list[list[dict[str, Any]]] = [[] for _ in range(n)]
-        self.first: float | None = None
-        self.last: float | None = None
-
-    def add(self, index: int, text: str, finish: str | None, tokens: int) -> None:
-        t = time.perf_counter()
-        if self.first is None:
-            self.first = t
-        self.last = t
-        self.texts[index] += text
-        self.tokens[index] += tokens
-        if finish is not None:
-            self.finish[index] = finish
-
-    def result(
-        self, model_id: str, prompt_tokens: int, trimmed: int, started: float, loaded: float
-    ) -> dict[str, Any]:
-        end = time.perf_counter()
-        completion = sum(self.tokens)
-        decode_s = (self.last - self.first) if self.first is not None and self.last else 0.0
-        choices: list[dict[str, Any]] = []
-        for i, text in enumerate(self.texts):
-            choice: dict[str, Any] = {
-                "index": i,
-                "text": text,
-                "finish_reason": self.finish[i] or "cancelled",
-                "completion_tokens": self.tokens[i],
-            }
-            if self.tool_calls[i]:
-                choice["tool_calls"] = self.tool_calls[i]
-            choices.append(choice)
-        return {
-            "model": model_id,
-            "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion,
-                "total_tokens": prompt_tokens + completion,
-            },
-            "trimmed_messages": trimmed,
-            "timings": {
-                "load_ms": round((loaded - started) * 1000, 1),
-                "ttft_ms": round((self.first - loaded) * 1000, 1) if self.first else None,
-                "total_ms": round((end - started) * 1000, 1),
-                # Tokens after the first, over the time they took: the decode rate.
-                "tokens_per_s": round((completion - len(self.texts)) / decode_s, 2)
-                if decode_s > 0 and completion > len(self.texts)
-                else None,
-            },
-        }
+        return run.result(trimmed_messages=trimmed)
 
 
 def _sampling(params: ChatParams, seed: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pixelforge.errors import ErrorCode, PixelForgeError
 from pixelforge.models.base import VISION
 from pixelforge.pipelines.contract import JobCanceled, MediaRef, RunContext
+from pixelforge.pipelines.generation import Decoding
 from pixelforge.pipelines.limits import InputLimit
 
 MAX_PROMPT = 20_000  # characters of prompt or system text
@@ -94,19 +95,20 @@ class DescribeImagePipeline:
                     f"{vlm.context_length} tokens in all; shorten the prompt or lower max_tokens",
                 )
             # 3. Decode, each piece onto the bus as it comes
-            run = _Reply(model_id, prompt_tokens, started, loaded)
+            run = Decoding(
+                1, model_id=model_id, prompt_tokens=prompt_tokens, started=started, loaded=loaded
+            )
             sampling = _sampling(params, ctx.seed)
             try:
                 with closing(vlm.stream(messages, images=images, **sampling)) as deltas:
                     for delta in deltas:
-                        text = delta.text.replace("\x00", "")  # as the chat pipeline does
-                        run.add(text, delta.finish_reason, delta.tokens)
+                        text = run.add(delta)
                         if text or delta.finish_reason:
                             ctx.emit_text(0, text, delta.finish_reason)
             except JobCanceled:
-                raise JobCanceled(partial=run.result()) from None
+                raise JobCanceled(partial=_result(run)) from None
         # 4. The text, usage and timings are the job's result
-        return run.result()
+        return _result(run)
 
 
 def _sampling(params: DescribeImageParams, seed: int) -> dict[str, Any]:
@@ -120,56 +122,8 @@ def _sampling(params: DescribeImageParams, seed: int) -> dict[str, Any]:
     }
 
 
-class _Reply:
-    """The text and timings as they are decoded; the result has the chat pipeline's shape
-    (one choice), with the text also at the top."""
-
-    def __init__(self, model_id: str, prompt_tokens: int, started: float, loaded: float) -> None:
-        self.model_id = model_id
-        self.prompt_tokens = prompt_tokens
-        self.started = started
-        self.loaded = loaded
-        self.text = ""
-        self.finish: str | None = None
-        self.tokens = 0
-        self.first: float | None = None
-        self.last: float | None = None
-
-    def add(self, text: str, finish: str | None, tokens: int) -> None:
-        now = time.perf_counter()
-        self.first = self.first or now
-        self.last = now
-        self.text += text
-        self.tokens += tokens
-        self.finish = finish or self.finish
-
-    def result(self) -> dict[str, Any]:
-        end = time.perf_counter()
-        finish = self.finish or "cancelled"
-        decode_s = (self.last - self.first) if self.first and self.last else 0.0
-        return {
-            "model": self.model_id,
-            "text": self.text,
-            "finish_reason": finish,
-            "choices": [
-                {
-                    "index": 0,
-                    "text": self.text,
-                    "finish_reason": finish,
-                    "completion_tokens": self.tokens,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.tokens,
-                "total_tokens": self.prompt_tokens + self.tokens,
-            },
-            "timings": {
-                "load_ms": round((self.loaded - self.started) * 1000, 1),
-                "ttft_ms": round((self.first - self.loaded) * 1000, 1) if self.first else None,
-                "total_ms": round((end - self.started) * 1000, 1),
-                "tokens_per_s": round((self.tokens - 1) / decode_s, 2)
-                if decode_s > 0 and self.tokens > 1
-                else None,
-            },
-        }
+def _result(run: Decoding) -> dict[str, Any]:
+    """The chat pipeline's result shape (one choice), with the text also at the top."""
+    result = run.result()
+    choice = result["choices"][0]
+    return {"text": choice["text"], "finish_reason": choice["finish_reason"], **result}
